@@ -1,0 +1,145 @@
+"""REST v2: /v2/conversations."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.parsers import JSONParser
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from conversations import selectors, services
+from conversations.models import Conversation
+from cvi_site.api import base_url, bool_param, paginate
+from cvi_site.errors import ApplicationError, NotFoundError
+
+
+def render_conversation(conversation: Conversation, request, *, verbose: bool = False, created: bool = False) -> dict:
+    data = {
+        "conversation_id": conversation.id,
+        "conversation_name": conversation.conversation_name,
+        "conversation_url": selectors.conversation_url(conversation, base_url=base_url(request)),
+        "status": conversation.status,
+        "callback_url": conversation.callback_url or None,
+        "replica_id": conversation.face_id,
+        "face_id": conversation.face_id,
+        "persona_id": conversation.pal_id,
+        "pal_id": conversation.pal_id,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+    }
+    if created and conversation.require_auth:
+        data["meeting_token"] = conversation.meeting_token
+    if not created:
+        data.update(
+            conversational_context=conversation.conversational_context,
+            custom_greeting=conversation.custom_greeting,
+            audio_only=conversation.audio_only,
+            test_mode=conversation.test_mode,
+            require_auth=conversation.require_auth,
+            max_participants=conversation.max_participants,
+            properties=conversation.properties,
+            shutdown_reason=conversation.shutdown_reason or None,
+            started_at=conversation.started_at.isoformat() if conversation.started_at else None,
+            ended_at=conversation.ended_at.isoformat() if conversation.ended_at else None,
+        )
+    if verbose:
+        data["events"] = [
+            {
+                "conversation_id": conversation.id,
+                "event_type": e.event_type,
+                "message_type": e.message_type,
+                "timestamp": e.timestamp.isoformat(),
+                "properties": e.properties,
+            }
+            for e in selectors.conversation_events(conversation=conversation)
+        ]
+        data["transcript"] = services.transcript_of(conversation)
+    return data
+
+
+class ConversationCreatedSerializer(serializers.Serializer):
+    conversation_id = serializers.CharField()
+    conversation_name = serializers.CharField()
+    conversation_url = serializers.CharField()
+    status = serializers.ChoiceField(Conversation.Status.choices)
+    callback_url = serializers.CharField(allow_null=True)
+    replica_id = serializers.CharField(allow_null=True)
+    face_id = serializers.CharField(allow_null=True)
+    persona_id = serializers.CharField(allow_null=True)
+    pal_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    meeting_token = serializers.CharField(required=False)
+
+
+class ConversationEventSerializer(serializers.Serializer):
+    conversation_id = serializers.CharField()
+    event_type = serializers.CharField()
+    message_type = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    properties = serializers.DictField()
+
+
+class ConversationOutputSerializer(ConversationCreatedSerializer):
+    conversational_context = serializers.CharField()
+    custom_greeting = serializers.CharField()
+    audio_only = serializers.BooleanField()
+    test_mode = serializers.BooleanField()
+    require_auth = serializers.BooleanField()
+    max_participants = serializers.IntegerField(allow_null=True)
+    properties = serializers.DictField()
+    shutdown_reason = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+    events = ConversationEventSerializer(many=True, required=False)
+    transcript = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+@extend_schema_serializer(many=False)  # a list action, but the body is an object
+class ConversationListSerializer(serializers.Serializer):
+    data = ConversationOutputSerializer(many=True)
+    total_count = serializers.IntegerField()
+
+
+class ConversationViewSet(viewsets.ViewSet):
+    parser_classes = [JSONParser]
+    lookup_field = "conversation_id"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("page", int),
+                               OpenApiParameter("status", str, enum=["active", "ended"])],
+                   responses=ConversationListSerializer)
+    def list(self, request):
+        state = request.query_params.get("status")
+        if state not in (None, "", "active", "ended"):
+            raise ApplicationError("status must be active or ended")
+        qs = selectors.conversation_list(account=request.user, status=state or None)
+        return paginate(request, qs, lambda c: render_conversation(c, request))
+
+    @extend_schema(request=services.ConversationInputSerializer, responses={200: ConversationCreatedSerializer})
+    def create(self, request):
+        conversation = services.conversation_create(account=request.user, data=request.data)
+        return Response(render_conversation(conversation, request, created=True))
+
+    @extend_schema(parameters=[OpenApiParameter("verbose", bool)], responses=ConversationOutputSerializer)
+    def retrieve(self, request, conversation_id=None):
+        conversation = self._get(request, conversation_id)
+        return Response(render_conversation(conversation, request, verbose=bool_param(request, "verbose")))
+
+    @extend_schema(request=None, responses=ConversationOutputSerializer)
+    @action(detail=True, methods=["post"])
+    def end(self, request, conversation_id=None):
+        conversation = services.conversation_end(conversation=self._get(request, conversation_id))
+        return Response(render_conversation(conversation, request))
+
+    @extend_schema(parameters=[OpenApiParameter("hard", bool)], responses={204: None})
+    def destroy(self, request, conversation_id=None):
+        services.conversation_delete(conversation=self._get(request, conversation_id), hard=bool_param(request, "hard"))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @staticmethod
+    def _get(request, conversation_id):
+        conversation = selectors.conversation_get(account=request.user, conversation_id=conversation_id)
+        if conversation is None:
+            raise NotFoundError("Conversation not found")
+        return conversation

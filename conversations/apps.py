@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ConversationsConfig(AppConfig):
+    name = "conversations"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from conversations.realtime.engines import registry
+
+        # Engines read their model files from the data dir that setup_opencvi filled.
+        registry.configure(model_dir=settings.MODELS_DIR)

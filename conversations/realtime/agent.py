@@ -1,0 +1,505 @@
+"""``ConversationPipeline``: one live conversation's realtime pipeline, Django-free.
+
+What the bridge (``ConversationSession``) and the transport use::
+
+    pipeline = ConversationPipeline(config, engines, conversation_id="c123",
+                                    event_sink=on_event, renderer=face_renderer)
+    await pipeline.start()                       # speaks custom_greeting, if any
+    pipeline.push_audio(pcm, 48_000)             # mic frames as they arrive (never blocks)
+    pcm = pipeline.read_audio(960)               # outgoing track, every 20 ms (int16, 48 kHz)
+    frame = pipeline.video_frame(t_ms)           # outgoing video, same clock (if a renderer)
+    await pipeline.handle_client_message(msg)    # interactions protocol (raises ProtocolError)
+    await pipeline.close()                       # releases everything
+
+Chain (full mode)::
+
+    mic -> UserTurnProcessor (VAD, turn-taking, STT, barge-in)
+        -> LLMProcessor (context + streaming LLM) -> TTSProcessor (phrases -> speech)
+        -> AudioOutputProcessor (playout, pulled by the transport) -> renderer
+
+In ``echo`` mode the LLM stage is absent and the microphone only drives the
+``user.started/stopped_speaking`` events (as in the hosted product, speech neither makes
+turns nor interrupts there): the client speaks through ``conversation.echo``.
+
+The pipeline does not own its engines (they are process-wide and shared): a per-session
+engine such as a remote ``OpenAILLM`` is closed by whoever made it, after ``close()``.
+Events go to ``event_sink`` synchronously, from the event loop; the sink must not block
+(queue them). The latency record of each reply arrives as an event with
+``message_type == "metrics"`` (``conversation.turn_metrics``) and through
+``on_turn_metrics``; ``turn_metrics`` keeps the recent ones.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .audio import StreamResampler, decode_pcm16_base64, to_float32_mono
+from .clock import Clock, SystemClock
+from .config import PipelineConfig
+from .context import ConversationContext
+from .engines.base import (
+    FaceRenderer,
+    LanguageModel,
+    SpeechToText,
+    TextToSpeech,
+    VoiceActivityDetector,
+    VoiceOptions,
+)
+from .events import UTTERANCE, UTTERANCE_STREAMING, EventEmitter, EventSink, MetricsBook, TurnMetrics
+from .frames import (
+    DataFrame,
+    InputAudioFrame,
+    InterruptionFrame,
+    LLMRunFrame,
+    LLMTextFrame,
+    OutputAudioFrame,
+    ReplyEndFrame,
+    ReplyKind,
+    ReplyStartFrame,
+    TurnCommitFrame,
+    UserTranscriptFrame,
+)
+from .output import AudioOutputProcessor
+from .processors import FrameProcessor, Pipeline, cancel_and_wait
+from .stages import LLMProcessor, TTSProcessor
+from .turn_taking import SAMPLE_RATE, TurnCounter, UserTurnProcessor
+
+logger = logging.getLogger(__name__)
+
+#: largest echo audio accepted in one message (60 s at 48 kHz, int16)
+MAX_ECHO_AUDIO_SAMPLES = 48_000 * 60
+#: the mic is treated as silent once no audio arrived for this long (muted tab, DTX)
+INPUT_GAP_S = 0.3
+
+
+class ProtocolError(ValueError):
+    """A client message that cannot be applied; ``str(exc)`` is safe to send back."""
+
+
+@dataclass
+class EngineBundle:
+    """The engines one session uses (process-wide, shared). ``stt``/``llm`` may be None in
+    echo mode. Anything with these attributes will do (e.g. the engine registry's bundle)."""
+
+    vad: VoiceActivityDetector
+    tts: TextToSpeech
+    stt: SpeechToText | None = None
+    llm: LanguageModel | None = None
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "")
+    return bool(value)
+
+
+class ConversationPipeline:
+    """One conversation's realtime pipeline. Use from one event loop."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        engines: Any,
+        *,
+        conversation_id: str = "",
+        event_sink: EventSink | None = None,
+        clock: Clock | None = None,
+        renderer: FaceRenderer | None = None,
+        output_sample_rate: int = 48_000,
+        input_buffer_ms: float = 200.0,
+        on_turn_metrics: Callable[[TurnMetrics], None] | None = None,
+        visual_context_provider: Callable[[], str] | None = None,
+    ) -> None:
+        self.config = config
+        self.engines = engines
+        self.conversation_id = conversation_id
+        self.clock = clock or SystemClock()
+        self.renderer = renderer
+        self.output_sample_rate = output_sample_rate
+        self.echo_mode = config.pipeline_mode == "echo"
+        if not self.echo_mode and (engines.stt is None or engines.llm is None):
+            raise ValueError("pipeline_mode 'full' needs an STT and an LLM engine")
+        self._on_turn_metrics = on_turn_metrics
+        self._user_sink = event_sink
+        self.events = EventEmitter(conversation_id, self._dispatch_event, self.clock)
+        self.metrics = MetricsBook(self.clock)
+        # visual_context_provider (perception): its text is appended to each user turn sent
+        # to the LLM and given as ``visual_context`` in the user's conversation.utterance
+        self.context = ConversationContext(
+            system_prompt=config.system_prompt, context=config.context,
+            conversational_context=config.conversational_context,
+            visual_context_provider=visual_context_provider)
+        self.turns = TurnCounter()
+        self.voice = VoiceOptions(voice=config.tts.voice_id, language=config.tts_language,
+                                  speed=config.tts.speed)
+
+        self.output = AudioOutputProcessor(
+            sample_rate=output_sample_rate, emitter=self.events, metrics=self.metrics,
+            context=self.context, clock=self.clock, renderer=renderer)
+        self.user = UserTurnProcessor(
+            vad=engines.vad, stt=None if self.echo_mode else engines.stt, flow=config.flow,
+            emitter=self.events, metrics=self.metrics, playback=self.output, turns=self.turns,
+            clock=self.clock, language_code=config.language_code, hotwords=config.stt.hotwords,
+            speculative=config.llm.speculative_inference, turns_enabled=not self.echo_mode,
+            max_audio_ms=input_buffer_ms)
+        self.tts = TTSProcessor(tts=engines.tts, voice=self.voice, emitter=self.events,
+                                metrics=self.metrics)
+        processors: list[FrameProcessor] = [self.user]
+        self.llm: LLMProcessor | None = None
+        if not self.echo_mode:
+            self.llm = LLMProcessor(llm=engines.llm, context=self.context, config=config.llm,
+                                    emitter=self.events, metrics=self.metrics, clock=self.clock)
+            processors.append(self.llm)
+        processors += [self.tts, self.output]
+        for p in processors:
+            p.on_error = self._on_processor_error
+        self.pipeline = Pipeline(processors)
+        # where replies made by client messages enter (after the user side)
+        self._reply_entry: FrameProcessor = processors[1]
+        self._resamplers: dict[tuple[int, int], StreamResampler] = {}
+        self._open_echo: dict[str, tuple[int, str]] = {}  # inference_id -> (reply_id, kind)
+        self._echo_text: dict[int, list[str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_push: float | None = None
+        self._started = False
+        self._closed = False
+        self.dropped_input_ms = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Start the processors and speak the custom greeting (never interruptible)."""
+        if self._started:
+            return
+        self._started = True
+        await self.pipeline.start()
+        self._spawn(self._input_watchdog(), "input_watchdog")
+        if self.config.custom_greeting.strip():
+            await self.say(self.config.custom_greeting, kind="greeting", interruptible=False)
+
+    async def close(self) -> None:
+        """Stop everything this pipeline owns: tasks, queues, engine calls in flight."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._tasks)
+        self._tasks.clear()
+        await cancel_and_wait(tasks)
+        await self.pipeline.close()
+        self.output.interrupt()
+        logger.info("[%s] pipeline closed", self.conversation_id)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def owned_tasks(self) -> list[asyncio.Task[Any]]:
+        """Every task this pipeline still owns (empty after ``close``)."""
+        return [t for t in self._tasks if not t.done()] + [
+            t for t in self.pipeline.owned_tasks() if not t.done()]
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.conversation_id}.{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ audio in/out
+    def push_audio(self, pcm: np.ndarray, sample_rate: int, *, channels: int = 1) -> None:
+        """Mic audio as it arrives (e.g. 20 ms at 48 kHz, int16 or float32, mono or
+        interleaved). Never blocks; if the pipeline falls behind by more than
+        ``input_buffer_ms``, the oldest audio is dropped and counted (``stats``)."""
+        if self._closed:
+            return
+        mono = to_float32_mono(pcm, channels=channels)
+        if sample_rate != SAMPLE_RATE:
+            key = (sample_rate, SAMPLE_RATE)
+            rs = self._resamplers.get(key)
+            if rs is None:
+                rs = self._resamplers[key] = StreamResampler(sample_rate, SAMPLE_RATE)
+            mono = rs.process(mono)
+        self._last_push = self.clock.monotonic()
+        if len(mono):
+            self.user.queue_frame_nowait(InputAudioFrame(pcm=mono, arrival=self._last_push))
+
+    def read_audio(self, n_samples: int) -> np.ndarray:
+        """The next ``n_samples`` of the replica's voice, int16 mono at
+        ``output_sample_rate`` (silence when it is quiet). Call it from the outgoing track at
+        its own pace: what it returns counts as played."""
+        return self.output.read_audio(n_samples)
+
+    def video_frame(self, t_ms: float) -> np.ndarray | None:
+        """The face for session-clock time ``t_ms`` (None without a renderer)."""
+        if self.renderer is None:
+            return None
+        return self.renderer.next_frame(t_ms)
+
+    async def _input_watchdog(self) -> None:
+        """A mic that stops sending (muted, DTX) must not leave a turn hanging: feed
+        silence for the gap so the pause can end the turn."""
+        while True:
+            await asyncio.sleep(0.1)
+            last = self._last_push
+            if last is None or not self.user.in_segment:
+                continue
+            gap = self.clock.monotonic() - last
+            if gap >= INPUT_GAP_S:
+                n = int(gap * SAMPLE_RATE)
+                self._last_push = self.clock.monotonic()
+                self.user.queue_frame_nowait(InputAudioFrame(
+                    pcm=np.zeros(n, np.float32), arrival=self._last_push))
+
+    # ------------------------------------------------------------------ protocol
+    async def handle_client_message(self, message: dict[str, Any]) -> None:
+        """Apply one interactions-protocol message (shared/API.md). Raises ProtocolError."""
+        if not isinstance(message, dict):
+            raise ProtocolError("a message must be a JSON object")
+        event_type = message.get("event_type")
+        props = message.get("properties") or {}
+        if not isinstance(props, dict):
+            raise ProtocolError("properties must be an object")
+        if self._closed:
+            raise ProtocolError("the conversation has ended")
+        if event_type == "conversation.echo":
+            await self._handle_echo(props)
+        elif event_type == "conversation.respond":
+            text = props.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise ProtocolError("conversation.respond needs properties.text")
+            await self.respond(text, inference_id=props.get("inference_id"))
+        elif event_type == "conversation.interrupt":
+            await self.interrupt()
+        elif event_type == "conversation.overwrite_llm_context":
+            ctx = props.get("context")
+            if not isinstance(ctx, str):
+                raise ProtocolError("conversation.overwrite_llm_context needs properties.context")
+            self.context.overwrite(ctx)
+        elif event_type == "conversation.append_llm_context":
+            ctx = props.get("context")
+            if not isinstance(ctx, str):
+                raise ProtocolError("conversation.append_llm_context needs properties.context")
+            self.context.append(ctx)
+        elif event_type == "conversation.sensitivity":
+            self.set_sensitivity(pause=props.get("participant_pause_sensitivity"),
+                                 interrupt=props.get("participant_interrupt_sensitivity"))
+        elif event_type == "conversation.tool_result":
+            await self.tool_result(props.get("tool_call_id"), props.get("output"),
+                                   status=props.get("status") or "")
+        else:
+            raise ProtocolError(f"unknown event_type: {event_type!r}")
+
+    async def _handle_echo(self, props: dict[str, Any]) -> None:
+        modality = props.get("modality") or ("audio" if props.get("audio") else "text")
+        inference_id = props.get("inference_id")
+        if inference_id is not None and not isinstance(inference_id, str):
+            raise ProtocolError("inference_id must be a string")
+        done = _as_bool(props.get("done"), True)
+        if modality == "text":
+            text = props.get("text")
+            if not isinstance(text, str):
+                raise ProtocolError("conversation.echo with modality text needs properties.text")
+            await self.echo_text(text, inference_id=inference_id, done=done)
+        elif modality == "audio":
+            data = props.get("audio")
+            if not isinstance(data, str):
+                raise ProtocolError("conversation.echo with modality audio needs properties.audio")
+            try:
+                rate = int(props.get("sample_rate") or 24_000)
+                pcm = decode_pcm16_base64(data)
+            except (ValueError, TypeError) as exc:
+                raise ProtocolError(f"bad echo audio: {exc}") from None
+            if not 8_000 <= rate <= 96_000:
+                raise ProtocolError("sample_rate must be between 8000 and 96000")
+            if len(pcm) > MAX_ECHO_AUDIO_SAMPLES:
+                raise ProtocolError("echo audio too long for one message")
+            await self.echo_audio(pcm, rate, inference_id=inference_id, done=done)
+        else:
+            raise ProtocolError("modality must be text or audio")
+
+    # ------------------------------------------------------------------ actions
+    def _new_reply(self, *, turn_idx: int, inference_id: str | None = None) -> tuple[int, str]:
+        return self.turns.next_reply_id(), inference_id or uuid.uuid4().hex
+
+    async def _push_reply_frames(self, frames: list[Any]) -> None:
+        for f in frames:
+            await self._reply_entry.queue_frame(f)
+
+    async def say(self, text: str, *, kind: ReplyKind = "echo", interruptible: bool = True,
+                  inference_id: str | None = None) -> int:
+        """Speak ``text`` as is (greeting, scripted speech); it enters the history."""
+        turn_idx = self.turns.value
+        reply_id, inference_id = self._new_reply(turn_idx=turn_idx, inference_id=inference_id)
+        self.context.add_assistant(reply_id, text)
+        await self._push_reply_frames([
+            TurnCommitFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx, text=""),
+            ReplyStartFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx,
+                            kind=kind, interruptible=interruptible),
+            LLMTextFrame(reply_id=reply_id, text=text),
+            ReplyEndFrame(reply_id=reply_id),
+        ])
+        return reply_id
+
+    async def echo_text(self, text: str, *, inference_id: str | None = None, done: bool = True) -> None:
+        """``conversation.echo`` (text): speak it; pieces with one inference_id stream."""
+        reply_id, new = await self._echo_reply(inference_id)
+        frames: list[DataFrame] = []
+        if text:
+            self._echo_text.setdefault(reply_id, []).append(text)
+            frames.append(LLMTextFrame(reply_id=reply_id, text=text))
+        if done:
+            frames.append(ReplyEndFrame(reply_id=reply_id))
+            self._close_echo(inference_id, reply_id)
+        await self._push_reply_frames(frames)
+
+    async def echo_audio(self, pcm: np.ndarray, sample_rate: int, *, inference_id: str | None = None,
+                         done: bool = True) -> None:
+        """``conversation.echo`` (audio): play int16 PCM as is."""
+        reply_id, _ = await self._echo_reply(inference_id)
+        frames: list[DataFrame] = []
+        if len(pcm):
+            frames.append(OutputAudioFrame(reply_id=reply_id, pcm=np.asarray(pcm, np.int16),
+                                           sample_rate=sample_rate))
+        if done:
+            frames.append(ReplyEndFrame(reply_id=reply_id))
+            self._close_echo(inference_id, reply_id)
+        await self._push_reply_frames(frames)
+
+    async def _echo_reply(self, inference_id: str | None) -> tuple[int, bool]:
+        if inference_id and inference_id in self._open_echo:
+            return self._open_echo[inference_id][0], False
+        turn_idx = self.turns.value
+        reply_id, iid = self._new_reply(turn_idx=turn_idx, inference_id=inference_id)
+        if inference_id:
+            self._open_echo[inference_id] = (reply_id, "echo")
+        await self._push_reply_frames([
+            TurnCommitFrame(reply_id=reply_id, inference_id=iid, turn_idx=turn_idx, text=""),
+            ReplyStartFrame(reply_id=reply_id, inference_id=iid, turn_idx=turn_idx, kind="echo",
+                            interruptible=True),
+        ])
+        return reply_id, True
+
+    def _close_echo(self, inference_id: str | None, reply_id: int) -> None:
+        if inference_id:
+            self._open_echo.pop(inference_id, None)
+        text = " ".join(self._echo_text.pop(reply_id, [])).strip()
+        if text:
+            self.context.add_assistant(reply_id, text)
+
+    async def respond(self, text: str, *, inference_id: str | None = None) -> int:
+        """``conversation.respond``: answer ``text`` as if the user had said it."""
+        if self.echo_mode or self.llm is None:
+            raise ProtocolError("conversation.respond needs pipeline_mode full")
+        if self.output.replica_active and self.output.replica_interruptible:
+            await self.interrupt()
+        turn_idx = self.turns.advance()
+        reply_id, inference_id = self._new_reply(turn_idx=turn_idx, inference_id=inference_id)
+        self.metrics.open(reply_id, inference_id, turn_idx, source="respond")
+        self.metrics.mark(reply_id, "turn_decided")
+        self.metrics.mark(reply_id, "transcript_final")
+        self.events.emit(UTTERANCE_STREAMING, {"role": "user", "speech": text, "final": True,
+                                               "is_interrupted": False},
+                         inference_id=inference_id, turn_idx=turn_idx)
+        self.events.emit(UTTERANCE, {"role": "user", "speech": text},
+                         inference_id=inference_id, turn_idx=turn_idx)
+        await self._push_reply_frames([
+            TurnCommitFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx, text=text),
+            UserTranscriptFrame(reply_id=reply_id, text=text, inference_id=inference_id,
+                                turn_idx=turn_idx),
+        ])
+        return reply_id
+
+    async def interrupt(self) -> bool:
+        """``conversation.interrupt``: stop the replica now (not the greeting). Returns
+        whether anything was interrupted."""
+        if not self.output.replica_active or not self.output.replica_interruptible:
+            return False
+        # through the user side too: a speculative reply it holds is flushed downstream
+        await self.user.queue_frame(InterruptionFrame(reason="client"))
+        return True
+
+    def set_sensitivity(self, *, pause: Any = None, interrupt: Any = None) -> None:
+        """``conversation.sensitivity``: override the pause / interrupt sensitivity."""
+        try:
+            flow = self.user.flow.with_sensitivity(pause=pause, interrupt=interrupt)
+        except ValueError as exc:
+            raise ProtocolError(str(exc)) from None
+        self.user.set_flow(flow)
+
+    async def tool_result(self, tool_call_id: Any, output: Any, *, status: str = "") -> int | None:
+        """``conversation.tool_result``: add it to the history as a tool message; once every
+        tool call of that reply has its result, the LLM goes on from there."""
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise ProtocolError("conversation.tool_result needs properties.tool_call_id")
+        if self.llm is None:
+            raise ProtocolError("conversation.tool_result needs pipeline_mode full")
+        if not self.context.has_tool_call(tool_call_id):
+            raise ProtocolError(f"unknown tool_call_id: {tool_call_id}")
+        if self.context.has_tool_result(tool_call_id):
+            raise ProtocolError(f"tool_call_id {tool_call_id} already has a result")
+        if output is None:
+            output = ""
+        self.context.add_tool_result(tool_call_id, output, status)
+        if self.context.unanswered_tool_calls(tool_call_id):
+            return None
+        turn_idx = self.turns.value
+        reply_id, inference_id = self._new_reply(turn_idx=turn_idx)
+        self.metrics.open(reply_id, inference_id, turn_idx, source="tool_result")
+        await self._push_reply_frames([
+            TurnCommitFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx, text=""),
+            LLMRunFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx),
+        ])
+        return reply_id
+
+    # ------------------------------------------------------------------ state
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The LLM history (user turns, what the replica actually said, tools)."""
+        return self.context.history
+
+    @property
+    def turn_metrics(self) -> list[TurnMetrics]:
+        return list(self.metrics.done)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return {
+            "input_audio_ms": round(self.user.audio_ms, 1),
+            "dropped_input_ms": round(self.user.queue.dropped_audio_ms, 1),
+            "pulled_ms": round(self.output.pulled_ms, 1),
+            "played_ms": round(1000.0 * self.output.played_samples / self.output_sample_rate, 1),
+            "queued_ms": round(self.output.queued_ms, 1),
+            "turns": self.user.turns_committed,
+            "interruptions": self.user.interruptions,
+            "backchannels": self.user.backchannels,
+        }
+
+    # ------------------------------------------------------------------ plumbing
+    def _dispatch_event(self, event: dict[str, Any]) -> None:
+        if (event.get("event_type") == UTTERANCE and self.context.visual_context_provider is not None
+                and (event.get("properties") or {}).get("role") == "user"):
+            reply_id = self.metrics.reply_for(event.get("inference_id"))
+            visual = self.context.visual_context_for(reply_id) if reply_id is not None else ""
+            if visual:
+                event["properties"]["visual_context"] = visual
+        if self._user_sink is not None:
+            self._user_sink(event)
+        if event.get("message_type") == "metrics" and self._on_turn_metrics is not None:
+            done = self.metrics.done
+            if done:
+                try:
+                    self._on_turn_metrics(done[-1])
+                except Exception:  # noqa: BLE001
+                    logger.exception("[%s] on_turn_metrics failed", self.conversation_id)
+
+    def _on_processor_error(self, processor: FrameProcessor, exc: BaseException, frame: Any) -> None:
+        self.events.error(f"internal error in {processor.name}: {type(exc).__name__}",
+                          engine=processor.name, code="internal_error", turn_idx=self.turns.value)

@@ -1,0 +1,138 @@
+"""Pipeline benchmark: eSpeak NG speech through the full pipeline, in real time.
+
+``run_pipeline_bench`` is what ``manage.py bench_pipeline`` calls. It speaks each utterance
+(voices rotate), pushes it through a :class:`ConversationPipeline` tick by tick in real time
+with the silences between turns, pulls the reply audio like a transport, and measures per
+turn, on the one pipeline timeline (input sample i is at i/16 ms, output sample j at
+j/48 ms):
+
+- ``u2u_ms``: last voiced sample of the utterance in the input -> first reply audio sample
+  above a level threshold in the output;
+- the stages of the pipeline's own latency record (``TurnMetrics.stage_ms``).
+
+It returns the JSON of the issue: ``{"turns", "u2u_ms": {p50, p95, max}, "stages": {...},
+"rtf": {...}, "per_turn": [...]}``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import events as ev
+from .agent import ConversationPipeline
+from .audio import resample
+from .config import PipelineConfig
+from .engines.base import VoiceOptions
+from .harness import RealtimeDriver
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_UTTERANCES: tuple[str, ...] = (
+    "What time is it right now?",
+    "Please tell me something about the ocean.",
+    "What is the weather like today?",
+    "Tell me a short story about a dragon.",
+    "How are you doing this morning?",
+    "What should I cook for dinner tonight?",
+    "Can you recommend a good movie?",
+    "Where is the nearest train station?",
+    "Why is the sky blue?",
+    "What is your favourite colour?",
+)
+DEFAULT_VOICES: tuple[str, ...] = ("en-us", "en-us+f4", "en-us+m3", "en")
+LEVEL = 300  # int16 level above which an output sample counts as reply audio (~ -40 dBFS)
+VOICED = 0.02  # float level above which an input sample counts as voiced
+
+
+def percentiles(values: Sequence[float | None]) -> dict[str, float | None]:
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"p50": None, "p95": None, "max": None, "n": 0}
+    a = np.asarray(vals)
+    return {"p50": round(float(np.percentile(a, 50)), 1), "p95": round(float(np.percentile(a, 95)), 1),
+            "max": round(float(a.max()), 1), "n": len(vals)}
+
+
+def speak(tts: Any, text: str, voice: str) -> np.ndarray:
+    """Text -> float32 16 kHz speech with the engine's voice (blocking; eSpeak is fast)."""
+    if hasattr(tts, "synthesize_blocking"):
+        chunks = tts.synthesize_blocking(text, voice=VoiceOptions(voice=voice))
+    else:  # pragma: no cover - any other TextToSpeech
+        async def collect() -> list:
+            return [c async for c in tts.synthesize(text, voice=VoiceOptions(voice=voice))]
+        chunks = asyncio.run(collect())
+    pcm = np.concatenate([c.pcm for c in chunks]).astype(np.float32) / 32768.0
+    return resample(pcm, chunks[0].sample_rate, 16_000)
+
+
+async def run_pipeline_bench(engines: Any, config: PipelineConfig, *, turns: int = 10,
+                             utterances: Sequence[str] | None = None,
+                             voices: Sequence[str] = DEFAULT_VOICES, gap_ms: float = 1500.0,
+                             reply_timeout_s: float = 60.0, max_tokens: int | None = 60,
+                             ) -> dict[str, Any]:
+    """Run ``turns`` turns and return the figures. Like a polite person, the next utterance
+    starts ``gap_ms`` after the previous reply has been played to its end."""
+    utterances = list(utterances or DEFAULT_UTTERANCES)
+    if max_tokens is not None:
+        config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, max_tokens=max_tokens))
+    pipe = ConversationPipeline(config, engines, conversation_id="bench", input_buffer_ms=1000)
+    drv = RealtimeDriver(pipe, speed=1.0)
+    per_turn: list[dict[str, Any]] = []
+    speech_s = 0.0
+    stt_ms_total = 0.0
+    try:
+        await pipe.start()
+        if config.custom_greeting:
+            await drv.wait_event(ev.REPLICA_STOPPED, timeout_ms=30_000)
+        await drv.silence(500)
+        for i in range(turns):
+            text = utterances[i % len(utterances)]
+            voice = voices[i % len(voices)]
+            audio = speak(engines.tts, text, voice)
+            voiced = np.flatnonzero(np.abs(audio) > VOICED)
+            t_in0 = drv.t_ms
+            await drv.play(audio)
+            last_voiced_ms = t_in0 + 1000.0 * (voiced[-1] + 1) / 16_000 if len(voiced) else drv.t_ms
+            n_metrics = len(pipe.turn_metrics)
+            hit = await drv.wait_event(ev.REPLICA_STARTED, timeout_ms=reply_timeout_s * 1000,
+                                       after_ms=t_in0)
+            u2u = None
+            if hit is not None:
+                out = drv.rec.audio()
+                from_sample = int(last_voiced_ms * pipe.output_sample_rate / 1000)
+                loud = np.flatnonzero(np.abs(out[from_sample:]) > LEVEL)
+                if len(loud):
+                    u2u = 1000.0 * loud[0] / pipe.output_sample_rate
+            await drv.run_until(lambda: len(pipe.turn_metrics) > n_metrics,
+                                timeout_ms=reply_timeout_s * 1000)
+            record = pipe.turn_metrics[-1].as_dict() if len(pipe.turn_metrics) > n_metrics else {}
+            heard = [e["properties"]["speech"] for t, e in drv.rec.of_type(ev.UTTERANCE)
+                     if t > t_in0 and e["properties"]["role"] == "user"]
+            per_turn.append({"text": text, "voice": voice, "heard": heard[0] if heard else None,
+                             "u2u_ms": None if u2u is None else round(u2u, 1), "record": record})
+            speech_s += len(audio) / 16_000
+            stt_ms_total += (record.get("stt_ms") or 0.0)
+            logger.info("turn %d: u2u %s ms, heard %r", i + 1, per_turn[-1]["u2u_ms"], per_turn[-1]["heard"])
+            await drv.run_until(lambda: not pipe.output.replica_active, timeout_ms=120_000)
+            await drv.silence(gap_ms)
+    finally:
+        await pipe.close()
+
+    stage_names = ("turn_wait_ms", "stt_ms", "llm_first_token_ms", "first_phrase_ms",
+                   "tts_first_audio_ms", "playout_wait_ms")
+    stages = {name: percentiles([t["record"].get("stages", {}).get(name) for t in per_turn])
+              for name in stage_names}
+    return {
+        "turns": turns,
+        "u2u_ms": percentiles([t["u2u_ms"] for t in per_turn]),
+        "stages": stages,
+        "pipeline_u2u_ms": percentiles([t["record"].get("u2u_ms") for t in per_turn]),
+        "rtf": {"stt": round(stt_ms_total / 1000.0 / speech_s, 3) if speech_s else None},
+        "dropped_input_ms": pipe.stats["dropped_input_ms"],
+        "per_turn": per_turn,
+    }

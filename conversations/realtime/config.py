@@ -1,0 +1,360 @@
+"""The frozen configuration of one conversation's pipeline, built from a PAL's layers.
+
+``PipelineConfig.from_layers`` takes plain dicts (the PAL's ``layers`` JSON plus the
+conversation's overrides) and gives the same immutable value to a test, a benchmark and a
+live call, so the same PAL behaves the same everywhere. Unknown keys are kept in
+``PipelineConfig.layers`` (read-only) for the parts of the product that use them
+(perception, …); invalid values raise ``ValueError`` with the offending field.
+
+Turn-taking, in seconds of silence after the user's last voiced sound (the tables below are
+what the UI shows):
+
+=========  ================  =========  ==================
+patience   complete thought  no signal  unfinished thought
+=========  ================  =========  ==================
+low        0.25              0.45       0.90
+medium     0.40              0.80       1.60
+high       0.80              1.30       2.40
+=========  ================  =========  ==================
+
+"Complete thought" = the transcript so far ends like a finished sentence or a question;
+"unfinished" = it ends on a conjunction, preposition, article or filler ("and", "to the",
+"um"), a comma or an ellipsis (see ``turn_taking.assess_completeness``). With
+``smart_turn_detection: false`` the "no signal" column is always used.
+
+Interruptibility, i.e. how much of the user's speech over the replica stops it:
+
+=========  ==================  ============================  =========================
+level      sustained speech    and words (not backchannels)  or speech alone after
+=========  ==================  ============================  =========================
+low        0.80 s              3                             2.50 s
+medium     0.40 s              1                             1.50 s
+high       0.064 s             0                             -
+=========  ==================  ============================  =========================
+
+Backchannels ("mm-hm", "yeah", "okay", "right", "I see", …) never count as words, so they
+never interrupt at low or medium; a cough has no words. At high, speech interrupts as soon
+as the VAD calls it speech (two 32 ms chunks), which stops the reply within ~100 ms of a
+voiced onset (an unvoiced onset such as the "s" of "stop" is heard by the VAD ~100 ms
+later). At medium the check costs a transcription of the first 0.4 s of speech, so the
+reply stops ~0.6-0.9 s after the user starts. The greeting is never interruptible.
+"""
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+Level = Literal["low", "medium", "high"]
+Sensitivity = Literal["superlow", "verylow", "low", "medium", "high", "auto"]
+PipelineMode = Literal["full", "echo"]
+
+LEVELS: tuple[str, ...] = ("low", "medium", "high")
+SENSITIVITIES: tuple[str, ...] = ("superlow", "verylow", "low", "medium", "high", "auto")
+PIPELINE_MODES: tuple[str, ...] = ("full", "echo")
+
+
+@dataclass(frozen=True)
+class TurnWaits:
+    """Silence (ms) after the last voiced sound that ends the user's turn, by how complete
+    the transcript so far sounds."""
+
+    complete_ms: int
+    neutral_ms: int
+    incomplete_ms: int
+
+
+@dataclass(frozen=True)
+class InterruptPolicy:
+    """How much user speech over the replica interrupts it.
+
+    ``min_speech_ms`` of voiced speech, and then at least ``min_words`` words that are not
+    backchannels in the transcript of that speech; ``force_ms`` of voiced speech interrupts
+    without a transcript (0 = no such rule). ``min_words == 0`` means speech alone decides.
+    """
+
+    min_speech_ms: int
+    min_words: int
+    force_ms: int = 0
+
+
+#: turn_taking_patience -> waits (see the module docstring)
+PATIENCE_WAITS: Mapping[str, TurnWaits] = types.MappingProxyType({
+    "low": TurnWaits(250, 450, 900),
+    "medium": TurnWaits(400, 800, 1600),
+    "high": TurnWaits(800, 1300, 2400),
+})
+
+#: legacy stt.participant_pause_sensitivity -> waits ("high" sensitivity = quick to answer)
+PAUSE_SENSITIVITY_WAITS: Mapping[str, TurnWaits] = types.MappingProxyType({
+    "superlow": TurnWaits(1500, 2200, 3500),
+    "verylow": PATIENCE_WAITS["high"],
+    "low": TurnWaits(700, 1100, 2000),
+    "medium": PATIENCE_WAITS["medium"],
+    "high": PATIENCE_WAITS["low"],
+})
+
+#: replica_interruptibility -> policy
+INTERRUPTIBILITY: Mapping[str, InterruptPolicy] = types.MappingProxyType({
+    "low": InterruptPolicy(800, 3, 2500),
+    "medium": InterruptPolicy(400, 1, 1500),
+    "high": InterruptPolicy(64, 0, 0),
+})
+
+#: legacy stt.participant_interrupt_sensitivity -> policy ("high" = easy to interrupt)
+INTERRUPT_SENSITIVITY: Mapping[str, InterruptPolicy] = types.MappingProxyType({
+    "superlow": InterruptPolicy(1500, 5, 4000),
+    "verylow": InterruptPolicy(1100, 4, 3000),
+    "low": INTERRUPTIBILITY["low"],
+    "medium": INTERRUPTIBILITY["medium"],
+    "high": INTERRUPTIBILITY["high"],
+})
+
+
+def patience_table() -> list[dict[str, Any]]:
+    """The turn-taking table in seconds, for the UI (one row per level)."""
+    rows = [{"setting": "turn_taking_patience", "level": k, "complete_s": v.complete_ms / 1000,
+             "neutral_s": v.neutral_ms / 1000, "incomplete_s": v.incomplete_ms / 1000}
+            for k, v in PATIENCE_WAITS.items()]
+    rows += [{"setting": "participant_pause_sensitivity", "level": k,
+              "complete_s": v.complete_ms / 1000, "neutral_s": v.neutral_ms / 1000,
+              "incomplete_s": v.incomplete_ms / 1000} for k, v in PAUSE_SENSITIVITY_WAITS.items()]
+    return rows
+
+
+def _frozen_map(value: Any, field_name: str) -> Mapping[str, Any]:
+    if value is None:
+        return types.MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field_name} must be an object")
+    return types.MappingProxyType(dict(value))
+
+
+def _choice(value: Any, allowed: Sequence[str], field_name: str, default: str | None) -> str | None:
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise ValueError(f"{field_name} must be one of {', '.join(allowed)}")
+    return value.strip().lower()
+
+
+def _bool(value: Any, field_name: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{field_name} must be true or false")
+
+
+def _str(value: Any, field_name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name} must be a string")
+    return value
+
+
+# ---------------------------------------------------------------------------- layers
+@dataclass(frozen=True)
+class FlowConfig:
+    """conversational_flow (+ the legacy stt sensitivities), resolved."""
+
+    turn_taking_patience: str = "medium"
+    replica_interruptibility: str = "medium"
+    pause_sensitivity: str = "auto"  # legacy; "auto" = follow turn_taking_patience
+    interrupt_sensitivity: str = "auto"
+    smart_turn_detection: bool = True
+    turn_detection_model: str = ""
+    #: silence (ms) at which the pipeline starts transcribing (and, if speculative, thinking)
+    speculative_pause_ms: int = 200
+
+    @property
+    def waits(self) -> TurnWaits:
+        if self.pause_sensitivity != "auto":
+            return PAUSE_SENSITIVITY_WAITS[self.pause_sensitivity]
+        return PATIENCE_WAITS[self.turn_taking_patience]
+
+    @property
+    def interrupt_policy(self) -> InterruptPolicy:
+        if self.interrupt_sensitivity != "auto":
+            return INTERRUPT_SENSITIVITY[self.interrupt_sensitivity]
+        return INTERRUPTIBILITY[self.replica_interruptibility]
+
+    def with_sensitivity(self, *, pause: str | None = None, interrupt: str | None = None) -> FlowConfig:
+        """``conversation.sensitivity``: a new value overriding the PAL's for this session."""
+        return replace(
+            self,
+            pause_sensitivity=_choice(pause, SENSITIVITIES, "participant_pause_sensitivity",
+                                      self.pause_sensitivity) or "auto",
+            interrupt_sensitivity=_choice(interrupt, SENSITIVITIES,
+                                          "participant_interrupt_sensitivity",
+                                          self.interrupt_sensitivity) or "auto",
+        )
+
+
+@dataclass(frozen=True)
+class STTConfig:
+    stt_engine: str = ""
+    hotwords: str = ""
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    model: str = ""
+    base_url: str = ""
+    api_key: str = field(default="", repr=False)
+    headers: Mapping[str, str] = field(default_factory=lambda: types.MappingProxyType({}), repr=False)
+    extra_body: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+    default_query: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+    speculative_inference: bool = True
+    tools: tuple[Mapping[str, Any], ...] = ()
+    max_tokens: int = 160
+    temperature: float = 0.7
+
+    def tool_schemas(self) -> list[dict[str, Any]] | None:
+        return [dict(t) for t in self.tools] or None
+
+
+@dataclass(frozen=True)
+class TTSConfig:
+    tts_engine: str = ""
+    voice_id: str = ""  # voice_id, else external_voice_id
+    api_key: str = field(default="", repr=False)
+    tts_model_name: str = ""
+    speed: float = 1.0
+    voice_settings: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    system_prompt: str = ""
+    context: str = ""
+    conversational_context: str = ""
+    custom_greeting: str = ""
+    #: as given ("english", "es", "multilingual")
+    language: str = "english"
+    #: ISO 639-1 code, or None = detect (multilingual)
+    language_code: str | None = "en"
+    pipeline_mode: str = "full"
+    flow: FlowConfig = FlowConfig()
+    stt: STTConfig = STTConfig()
+    llm: LLMConfig = LLMConfig()
+    tts: TTSConfig = TTSConfig()
+    #: every layer as given (read-only), for parts that read other keys (perception, …)
+    layers: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}), repr=False)
+
+    @property
+    def tts_language(self) -> str:
+        """Language for the voice: the conversation's, English when it is "multilingual"."""
+        return self.language_code or "en"
+
+    @classmethod
+    def from_layers(
+        cls,
+        system_prompt: str,
+        context: str,
+        layers: Mapping[str, Any] | None,
+        *,
+        conversational_context: str = "",
+        custom_greeting: str = "",
+        language: str = "english",
+        pipeline_mode: str = "full",
+    ) -> PipelineConfig:
+        layers = dict(layers or {})
+        for key, value in layers.items():
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(f"layers.{key} must be an object")
+        flow_l = dict(layers.get("conversational_flow") or {})
+        stt_l = dict(layers.get("stt") or {})
+        llm_l = dict(layers.get("llm") or {})
+        tts_l = dict(layers.get("tts") or {})
+
+        mode = _choice(pipeline_mode, PIPELINE_MODES, "pipeline_mode", "full")
+        interruptibility = flow_l.get("replica_interruptibility", flow_l.get("pal_interruptibility"))
+        flow = FlowConfig(
+            turn_taking_patience=_choice(flow_l.get("turn_taking_patience"), LEVELS,
+                                         "turn_taking_patience", "medium"),
+            replica_interruptibility=_choice(interruptibility, LEVELS,
+                                             "replica_interruptibility", "medium"),
+            pause_sensitivity=_choice(stt_l.get("participant_pause_sensitivity"), SENSITIVITIES,
+                                      "participant_pause_sensitivity", "auto"),
+            interrupt_sensitivity=_choice(stt_l.get("participant_interrupt_sensitivity"),
+                                          SENSITIVITIES, "participant_interrupt_sensitivity", "auto"),
+            smart_turn_detection=_bool(stt_l.get("smart_turn_detection",
+                                                 flow_l.get("smart_turn_detection")),
+                                       "smart_turn_detection", True),
+            turn_detection_model=_str(flow_l.get("turn_detection_model"), "turn_detection_model"),
+        )
+        # The newer conversational_flow fields win over the legacy stt ones when both are set.
+        if flow_l.get("turn_taking_patience"):
+            flow = replace(flow, pause_sensitivity="auto")
+        if interruptibility:
+            flow = replace(flow, interrupt_sensitivity="auto")
+
+        stt = STTConfig(stt_engine=_str(stt_l.get("stt_engine"), "stt_engine"),
+                        hotwords=_hotwords(stt_l.get("hotwords")))
+
+        tools = llm_l.get("tools") or ()
+        if not isinstance(tools, (list, tuple)) or not all(isinstance(t, Mapping) for t in tools):
+            raise ValueError("llm.tools must be a list of objects")
+        llm = LLMConfig(
+            model=_str(llm_l.get("model"), "llm.model"),
+            base_url=_str(llm_l.get("base_url"), "llm.base_url").rstrip("/"),
+            api_key=_str(llm_l.get("api_key"), "llm.api_key"),
+            headers=_frozen_map(llm_l.get("headers"), "llm.headers"),
+            extra_body=_frozen_map(llm_l.get("extra_body"), "llm.extra_body"),
+            default_query=_frozen_map(llm_l.get("default_query"), "llm.default_query"),
+            speculative_inference=_bool(llm_l.get("speculative_inference"),
+                                        "llm.speculative_inference", True),
+            tools=tuple(types.MappingProxyType(dict(t)) for t in tools),
+        )
+
+        settings = _frozen_map(tts_l.get("voice_settings"), "tts.voice_settings")
+        speed = settings.get("speed", 1.0)
+        try:
+            speed = float(speed)
+        except (TypeError, ValueError):
+            raise ValueError("tts.voice_settings.speed must be a number") from None
+        if not 0.25 <= speed <= 4.0:
+            raise ValueError("tts.voice_settings.speed must be between 0.25 and 4")
+        tts = TTSConfig(
+            tts_engine=_str(tts_l.get("tts_engine"), "tts.tts_engine"),
+            voice_id=_str(tts_l.get("voice_id") or tts_l.get("external_voice_id"), "tts.voice_id"),
+            api_key=_str(tts_l.get("api_key"), "tts.api_key"),
+            tts_model_name=_str(tts_l.get("tts_model_name"), "tts.tts_model_name"),
+            speed=speed,
+            voice_settings=settings,
+        )
+        frozen_layers = types.MappingProxyType(
+            {k: types.MappingProxyType(dict(v or {})) for k, v in layers.items()})
+        return cls(
+            system_prompt=_str(system_prompt, "system_prompt"),
+            context=_str(context, "context"),
+            conversational_context=_str(conversational_context, "conversational_context"),
+            custom_greeting=_str(custom_greeting, "custom_greeting"),
+            language=_str(language, "language") or "english",
+            language_code=_language_code(language),
+            pipeline_mode=mode or "full",
+            flow=flow,
+            stt=stt,
+            llm=llm,
+            tts=tts,
+            layers=frozen_layers,
+        )
+
+
+def _hotwords(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return _str(value, "stt.hotwords")
+
+
+def _language_code(language: str | None) -> str | None:
+    from .engines.languages import language_code
+
+    return language_code(language or "english")

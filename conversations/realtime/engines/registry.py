@@ -1,0 +1,218 @@
+"""The process-wide engine registry: which engines exist here, and one loaded copy of each.
+
+Embedded engines (models in this process) are loaded lazily, once per process, under a
+lock, and shared by every session: ``get_vad()``, ``get_stt(name)``, ``get_llm(name)``,
+``get_tts(name)``. Loading takes up to a second or two (and, the very first time, the
+assembly of the model files), so call the getters from a worker thread or at start-up
+(``preload()``), not on a busy event loop.
+
+Remote engines are cheap per-session objects: ``get_llm("openai", base_url=..., ...)``
+returns a new ``OpenAILLM`` each time; the session closes it (``await llm.aclose()``).
+
+Cloud TTS engines (Azure, ElevenLabs, Cartesia) are not implemented in this installation,
+so they are not listed as valid choices.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .base import EngineError, LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+from . import models
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_VAD = "silero"
+DEFAULT_STT = "whisper-base"
+DEFAULT_LLM = "qwen2.5-0.5b"
+DEFAULT_TTS = "espeak-ng"
+REMOTE_LLM = "openai"
+
+#: other spellings accepted by the getters (never listed as separate engines)
+_ALIASES = {
+    "stt": {"whisper": "whisper-base", "whisper_base": "whisper-base", "faster-whisper": "whisper-base"},
+    "llm": {"qwen": "qwen2.5-0.5b", "qwen2.5-coder-0.5b": "qwen2.5-0.5b",
+            "qwen2.5-coder-0.5b-instruct": "qwen2.5-0.5b", "gemma": "gemma-3-270m",
+            "openai-compatible": "openai", "custom": "openai"},
+    "tts": {"espeak": "espeak-ng", "espeakng": "espeak-ng", "espeak_ng": "espeak-ng"},
+    "vad": {"silero-vad": "silero", "silero_vad": "silero"},
+}
+
+_settings: dict[str, Any] = {"llm_threads": 2, "stt_threads": 2, "llm_n_ctx": 4096}
+_instances: dict[tuple[str, str], object] = {}
+_locks: dict[tuple[str, str], threading.Lock] = {}
+_registry_lock = threading.Lock()
+
+
+def configure(*, model_dir: str | os.PathLike[str] | None = None, llm_threads: int | None = None,
+              stt_threads: int | None = None, llm_n_ctx: int | None = None) -> None:
+    """Process settings for engines not loaded yet (the Django side calls this once)."""
+    if model_dir is not None:
+        models.set_default_model_dir(model_dir)
+    for key, value in (("llm_threads", llm_threads), ("stt_threads", stt_threads), ("llm_n_ctx", llm_n_ctx)):
+        if value is not None:
+            _settings[key] = int(value)
+
+
+def canonical_name(kind: str, name: str | None) -> str:
+    """The registry's name for ``name`` (aliases resolved; None = the kind's default)."""
+    defaults = {"vad": DEFAULT_VAD, "stt": DEFAULT_STT, "llm": DEFAULT_LLM, "tts": DEFAULT_TTS}
+    if not name:
+        return defaults[kind]
+    key = name.strip().lower()
+    return _ALIASES.get(kind, {}).get(key, key)
+
+
+# ---------------------------------------------------------------------------- listing
+def available_engines() -> dict[str, list[dict[str, Any]]]:
+    """The valid engine choices of each layer in this installation (for the REST API and
+    the PAL validation). Cheap: loads nothing."""
+    llm: list[dict[str, Any]] = [
+        {"name": DEFAULT_LLM, "embedded": True, "default": True,
+         "description": "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) in-process via llama.cpp; "
+                        "streams, supports tools"},
+    ]
+    if models.gemma_installed():
+        llm.append({"name": "gemma-3-270m", "embedded": True, "default": False,
+                    "description": "gemma-3-270m base model (not instruction-tuned): a fast fallback"})
+    llm.append({"name": REMOTE_LLM, "embedded": False, "default": False,
+                "description": "any OpenAI-compatible chat-completions endpoint (must stream)",
+                "requires": ["base_url", "model"],
+                "options": ["api_key", "headers", "extra_body", "default_query"]})
+    return {
+        "vad": [{"name": DEFAULT_VAD, "embedded": True, "default": True,
+                 "description": "Silero VAD v6 (ONNX) on onnxruntime"}],
+        "stt": [{"name": DEFAULT_STT, "embedded": True, "default": True,
+                 "description": "Whisper base (CTranslate2 int8) via faster-whisper; 99 languages, "
+                                "language detection, hotwords"}],
+        "llm": llm,
+        "tts": [{"name": DEFAULT_TTS, "embedded": True, "default": True,
+                 "description": "eSpeak NG via its C library; 100+ languages, word and phoneme timings",
+                 "options": ["voice_id", "voice_settings.speed"]}],
+    }
+
+
+def engine_names(kind: str) -> list[str]:
+    return [e["name"] for e in available_engines().get(kind, [])]
+
+
+# ---------------------------------------------------------------------------- loading
+def _load_once(kind: str, name: str, factory: Callable[[], object]) -> object:
+    key = (kind, name)
+    inst = _instances.get(key)
+    if inst is not None:
+        return inst
+    with _registry_lock:
+        lock = _locks.setdefault(key, threading.Lock())
+    with lock:  # one loader per engine; other engines load in parallel
+        inst = _instances.get(key)
+        if inst is None:
+            logger.info("loading %s engine %s", kind, name)
+            inst = factory()
+            _instances[key] = inst
+        return inst
+
+
+def _unknown(kind: str, name: str) -> EngineError:
+    valid = ", ".join(engine_names(kind))
+    return EngineError(f"unknown {kind} engine {name!r}; available here: {valid}", engine=name,
+                       code="unknown_engine")
+
+
+def get_vad(name: str | None = None) -> VoiceActivityDetector:
+    name = canonical_name("vad", name)
+    if name != DEFAULT_VAD:
+        raise _unknown("vad", name)
+    from .vad import SileroVAD
+
+    return _load_once("vad", name, SileroVAD)  # type: ignore[return-value]
+
+
+def get_stt(name: str | None = None) -> SpeechToText:
+    name = canonical_name("stt", name)
+    if name != DEFAULT_STT:
+        raise _unknown("stt", name)
+    from .stt import WhisperSTT
+
+    return _load_once("stt", name, lambda: WhisperSTT(cpu_threads=_settings["stt_threads"]))  # type: ignore[return-value]
+
+
+def get_tts(name: str | None = None) -> TextToSpeech:
+    name = canonical_name("tts", name)
+    if name != DEFAULT_TTS:
+        raise _unknown("tts", name)
+    from .tts import EspeakTTS
+
+    return _load_once("tts", name, EspeakTTS)  # type: ignore[return-value]
+
+
+def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
+            model: str | None = None, headers: dict[str, str] | None = None,
+            extra_body: dict[str, Any] | None = None, default_query: dict[str, Any] | None = None,
+            timeout: float = 30.0) -> LanguageModel:
+    """The shared embedded LLM ``name``, or, with a ``base_url`` (or ``name="openai"``), a new
+    OpenAI-compatible client for this session (close it with ``await llm.aclose()``)."""
+    canonical = canonical_name("llm", name)
+    if base_url or canonical == REMOTE_LLM:
+        from .llm import OpenAILLM
+
+        if not base_url:
+            raise EngineError("the openai LLM engine needs a base_url", engine=REMOTE_LLM, code="bad_config")
+        # with a remote endpoint, ``name`` may be the remote model's name
+        remote_model = model or (name if name and canonical != REMOTE_LLM else "")
+        if not remote_model:
+            raise EngineError("the openai LLM engine needs a model name", engine=REMOTE_LLM, code="bad_config")
+        return OpenAILLM(base_url=base_url, model=remote_model, api_key=api_key, headers=headers,
+                         extra_body=extra_body, default_query=default_query, timeout=timeout)
+    from .llm import LlamaCppLLM
+
+    if canonical == DEFAULT_LLM:
+        return _load_once("llm", canonical, lambda: LlamaCppLLM(
+            name=canonical, n_threads=_settings["llm_threads"], n_ctx=_settings["llm_n_ctx"]))  # type: ignore[return-value]
+    if canonical == "gemma-3-270m" and models.gemma_installed():
+        def load_gemma() -> LlamaCppLLM:
+            try:
+                path = models.gemma_gguf_path()
+            except models.ModelFileError as exc:
+                raise EngineError(str(exc), engine=canonical) from exc
+            return LlamaCppLLM(path, name=canonical, n_threads=_settings["llm_threads"],
+                               n_ctx=_settings["llm_n_ctx"])
+
+        return _load_once("llm", canonical, load_gemma)  # type: ignore[return-value]
+    raise _unknown("llm", canonical)
+
+
+def preload(*, vad: bool = True, stt: Iterable[str] | None = (DEFAULT_STT,),
+            llm: Iterable[str] | None = (DEFAULT_LLM,), tts: Iterable[str] | None = (DEFAULT_TTS,)) -> None:
+    """Load engines now (at process start, in a thread) so the first call does not wait."""
+    if vad:
+        get_vad()
+    for name in stt or ():
+        get_stt(name)
+    for name in tts or ():
+        get_tts(name)
+    for name in llm or ():
+        get_llm(name)
+
+
+def shutdown() -> None:
+    """Stop the engines' worker threads (registered with ``atexit``; safe to call twice)."""
+    for (kind, _name), inst in list(_instances.items()):
+        close = getattr(inst, "close", None)
+        if kind == "llm" and callable(close):
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                logger.exception("closing the %s engine failed", _name)
+
+
+atexit.register(shutdown)
+
+
+def loaded_engines() -> list[tuple[str, str]]:
+    """(kind, name) of the engines loaded in this process (for /healthz and tests)."""
+    return sorted(_instances)

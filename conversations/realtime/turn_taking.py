@@ -1,0 +1,627 @@
+"""The user's side: VAD, turn-taking, speculative transcription and barge-in.
+
+:class:`UserTurnProcessor` is the first processor of the pipeline. It takes mic audio
+(float32, 16 kHz, any frame size), runs the VAD on 512-sample chunks and decides, all in
+*input-audio time* (samples pushed, not wall time, so a test that pushes audio faster than
+real time gets the same decisions):
+
+- speech start / pause: a voiced run of ``START_CHUNKS`` starts speech; a silence of
+  ``FlowConfig.speculative_pause_ms`` is a pause (``user.started_speaking`` /
+  ``user.stopped_speaking`` events).
+- at a pause it transcribes the turn so far. The transcript tells how complete the thought
+  sounds (:func:`assess_completeness`), which picks the silence that ends the turn from the
+  patience table (config.py). With ``speculative_inference`` the transcript goes to the LLM
+  at once as a *speculative* reply; if the user goes on, a :class:`TurnDiscardFrame` throws
+  it away; if the silence becomes the end of the turn, a :class:`TurnCommitFrame` lets the
+  reply (often already synthesised) be heard.
+- speech while the replica is answering is an interruption candidate: it interrupts only
+  once it has lasted ``InterruptPolicy.min_speech_ms`` and its transcript has enough words
+  that are not backchannels (or it lasted ``force_ms``). A segment that never qualifies is
+  a backchannel and is dropped. The greeting is never interruptible. Once interrupted, the
+  segment is the user's next turn, from its first syllable.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+
+from .clock import Clock
+from .config import FlowConfig, TurnWaits
+from .engines.base import SpeechToText, VoiceActivityDetector
+from .events import (
+    USER_STARTED,
+    USER_STOPPED,
+    UTTERANCE,
+    UTTERANCE_STREAMING,
+    EventEmitter,
+    MetricsBook,
+)
+from .frames import (
+    Frame,
+    InputAudioFrame,
+    InterruptionFrame,
+    TurnCommitFrame,
+    TurnDiscardFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    UserTranscriptFrame,
+)
+from .processors import FrameProcessor, error_frame_from
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+CHUNK = 512
+CHUNK_MS = 1000.0 * CHUNK / SAMPLE_RATE  # 32 ms
+VAD_ON = 0.5  # probability that starts a voiced run
+VAD_OFF = 0.35  # a voiced run continues above this (hysteresis)
+START_CHUNKS = 2  # 64 ms of voice start speech
+PREROLL_CHUNKS = 10  # ~320 ms of audio kept before speech starts (the first syllable)
+MIN_TURN_VOICED_MS = 150  # less voiced audio than this is noise, not a turn
+MAX_TURN_MS = 25_000  # a longer monologue is cut into turns (Whisper's window is 30 s)
+RECHECK_MS = 300  # re-run the interruption transcript check after this much more speech
+STT_TIMEOUT_S = 20.0
+
+
+# ---------------------------------------------------------------------------- heuristics
+class Completeness(Enum):
+    COMPLETE = "complete"
+    NEUTRAL = "neutral"
+    INCOMPLETE = "incomplete"
+
+
+# Words after which an English sentence is not over.
+_INCOMPLETE_END = frozenset("""
+and but or nor because since though although unless until while whereas if when where
+whether than which whom whose as plus
+the a an my your his her its our their some any every each another
+to of in on at for with from by about into onto over under between through during before
+after without within such very
+i we they he she i'm you're we're they're there's
+um uh er erm ah hmm mm let
+""".split())
+
+# Words that end complete sentences as often as unfinished ones ("I do." / "My name is"):
+# no signal either way.
+_WEAK_END = frozenset("""
+is are was were be been being am do does did have has had will would can could should
+shall may might must so then too well really like more most less that this these those
+what who no just also
+""".split())
+
+# Backchannels: what a listener says without taking the turn. Never counted as words
+# toward an interruption.
+_BACKCHANNEL = frozenset("""
+mm mmm mhm mmhmm mm-hmm mm-hm hmm hm uh-huh uhhuh uh huh um ah aha oh ooh wow yeah yes
+yep yup ya ok okay right sure alright all i see got it true exactly indeed nice cool great
+good fine totally absolutely definitely gotcha cheers thanks thank you no nope
+""".split())
+
+_BRACKETED_RE = re.compile(r"[\[(*♪][^\])*♪]*[\])*♪]")
+_WORD_RE = re.compile(r"[\w'’-]+", re.UNICODE)
+# Whisper's classic inventions on noise or silence
+_HALLUCINATIONS = frozenset({
+    "thank you", "thank you.", "thanks for watching", "thanks for watching!", "you", "bye",
+    "bye.", "so", ".", "...", "thank you for watching", "subtitles by the amara.org community",
+})
+
+
+def clean_transcript(text: str) -> str:
+    """Drop sound annotations ("[coughs]", "(laughs)", "♪") and collapse spaces."""
+    text = _BRACKETED_RE.sub(" ", text)
+    return " ".join(text.split())
+
+
+def transcript_words(text: str) -> list[str]:
+    return [w.lower().strip("-'’") for w in _WORD_RE.findall(clean_transcript(text))
+            if w.strip("-'’")]
+
+
+_HUM_RE = re.compile(r"^[mhnu]+$")
+
+
+def count_content_words(text: str) -> int:
+    """Words that are not backchannels ("mm-hm", "yeah", "I see" count zero). Hums in any
+    spelling ("mmhm", "uhuh", "M. M.") and single letters do not count either: that is how
+    a recogniser writes a hum or a cough."""
+    n = 0
+    for w in transcript_words(text):
+        if w in _BACKCHANNEL:
+            continue
+        parts = [p for p in w.split("-") if p]
+        if all(len(p) < 2 or _HUM_RE.match(p) or p in _BACKCHANNEL for p in parts):
+            continue
+        n += 1
+    return n
+
+
+def assess_completeness(text: str, language_code: str | None = "en") -> Completeness:
+    """A cheap smart-turn check on the transcript so far: does it sound finished?
+
+    Unfinished: ends on a comma, dash or ellipsis, or (English) on a conjunction,
+    preposition, article, possessive or filler ("and", "to the", "my", "um"), whatever
+    punctuation the recogniser added. Finished: a question or exclamation, or a statement of
+    3+ words ending with a full stop on a content word. Anything else (short answers, a
+    final auxiliary such as "I do." / "my name is", other languages without such marks) is
+    neutral.
+    """
+    t = clean_transcript(text).strip()
+    if not t:
+        return Completeness.NEUTRAL
+    if t.endswith(("...", "…", ",", "-", "—", "–", ";", ":")):
+        return Completeness.INCOMPLETE
+    if t.endswith(("?", "!", "？", "！", "¿")):
+        return Completeness.COMPLETE
+    words = transcript_words(t)
+    english = (language_code or "en").startswith("en")
+    if english and words and words[-1] in _INCOMPLETE_END:
+        return Completeness.INCOMPLETE
+    if english and words and words[-1] in _WEAK_END:
+        return Completeness.NEUTRAL
+    if t.endswith((".", "。")) and len(words) >= 3:
+        return Completeness.COMPLETE
+    return Completeness.NEUTRAL
+
+
+def turn_wait_ms(waits: TurnWaits, completeness: Completeness | None, *, smart: bool = True) -> int:
+    if not smart or completeness is None or completeness is Completeness.NEUTRAL:
+        return waits.neutral_ms
+    if completeness is Completeness.COMPLETE:
+        return waits.complete_ms
+    return waits.incomplete_ms
+
+
+# ---------------------------------------------------------------------------- processor
+class PlaybackState(Protocol):
+    """What the user side needs to know about the replica (the output processor)."""
+
+    @property
+    def replica_active(self) -> bool:
+        """A committed reply is being generated or played."""
+
+    @property
+    def replica_interruptible(self) -> bool:
+        """Every active reply may be interrupted by the user's speech."""
+
+
+@dataclass
+class TurnCounter:
+    """turn_idx of the session: 0 for the greeting, +1 per user turn or respond."""
+
+    value: int = 0
+    _reply_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_reply_id(self) -> int:
+        return next(self._reply_ids)
+
+    def advance(self) -> int:
+        self.value += 1
+        return self.value
+
+
+@dataclass
+class _Attempt:
+    """One transcription of the turn so far, started at a pause."""
+
+    reply_id: int
+    inference_id: str
+    samples: int  # turn audio length it covers
+    task: asyncio.Task[None] | None = None
+    done: bool = False
+    text: str = ""
+    completeness: Completeness | None = None
+    stt_ms: float | None = None
+    transcript_time: float | None = None
+    speculative_sent: bool = False
+    failed: bool = False
+
+
+@dataclass
+class _Segment:
+    """A stretch of user speech (with its pauses) that may become a turn."""
+
+    start_sample: int
+    chunks: list[np.ndarray]
+    overlap: bool  # began while the replica was answering
+    promoted: bool = False  # an overlap that interrupted (or outlasted) the replica
+    voiced_ms: float = 0.0
+    voiced_after_replica_ms: float = 0.0
+    last_voiced_sample: int = 0
+    last_voiced_time: float = 0.0
+    attempt: _Attempt | None = None
+    check_task: asyncio.Task[None] | None = None
+    checked_at_voiced_ms: float = -1e9
+    force_commit: bool = False
+    n_samples: int = 0
+
+    def __post_init__(self) -> None:
+        self.n_samples = sum(len(c) for c in self.chunks)
+
+    def append(self, chunk: np.ndarray) -> None:
+        self.chunks.append(chunk)
+        self.n_samples += len(chunk)
+
+    @property
+    def candidate(self) -> bool:
+        return not self.overlap or self.promoted
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+
+
+
+class UserTurnProcessor(FrameProcessor):
+    """VAD + turn-taking + STT. Audio stops here; transcripts and system frames go on."""
+
+    flush_on_interruption = False  # the user's audio is not the replica's to throw away
+
+    def __init__(
+        self,
+        *,
+        vad: VoiceActivityDetector,
+        stt: SpeechToText | None,
+        flow: FlowConfig,
+        emitter: EventEmitter,
+        metrics: MetricsBook,
+        playback: PlaybackState,
+        turns: TurnCounter,
+        clock: Clock,
+        language_code: str | None = "en",
+        hotwords: str = "",
+        speculative: bool = True,
+        turns_enabled: bool = True,
+        max_audio_ms: float = 200.0,
+    ) -> None:
+        super().__init__(name="user_turn", max_audio_ms=max_audio_ms, queue_size=512)
+        self.vad = vad.stream()
+        self.stt = stt
+        self.flow = flow
+        self.emitter = emitter
+        self.metrics = metrics
+        self.playback = playback
+        self.turns = turns
+        self.clock = clock
+        self.language_code = language_code
+        self.hotwords = hotwords or None
+        self.speculative = speculative
+        # echo mode: no STT/LLM, so no turns and no interruption by speech
+        self.turns_enabled = turns_enabled and stt is not None
+        self._pending = np.zeros(0, np.float32)
+        self._sample = 0  # input samples processed (chunk ends)
+        self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=PREROLL_CHUNKS)
+        self._voiced_run = 0
+        self._silent_run = 0
+        self._prev_voiced = False
+        self._speaking = False
+        self._segment: _Segment | None = None
+        self._frame_end_sample = 0
+        self._frame_arrival = 0.0
+        #: observable counters (tests, stats)
+        self.interruptions = 0
+        self.backchannels = 0
+        self.turns_committed = 0
+        self.vad_probabilities: collections.deque[float] = collections.deque(maxlen=64)
+        self.on_interrupt: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ public knobs
+    def set_flow(self, flow: FlowConfig) -> None:
+        self.flow = flow
+
+    @property
+    def audio_ms(self) -> float:
+        """Input audio processed so far (the user side's pipeline time)."""
+        return 1000.0 * self._sample / SAMPLE_RATE
+
+    @property
+    def user_speaking(self) -> bool:
+        return self._speaking
+
+    @property
+    def in_segment(self) -> bool:
+        """The user has spoken and the turn (or backchannel) is not settled yet."""
+        return self._segment is not None
+
+    # ------------------------------------------------------------------ frames
+    async def process_frame(self, frame: Frame) -> None:
+        if isinstance(frame, InputAudioFrame):
+            await self._on_audio(frame)
+            return
+        if isinstance(frame, InterruptionFrame) and frame.reason != "user":
+            # an interruption we did not raise (client message) flushed any speculative
+            # reply downstream: the next commit must send its transcript again
+            seg = self._segment
+            if seg is not None and seg.attempt is not None:
+                seg.attempt.speculative_sent = False
+        await self.push_frame(frame)
+
+    async def _on_audio(self, frame: InputAudioFrame) -> None:
+        buf = np.concatenate([self._pending, frame.pcm]) if len(self._pending) else frame.pcm
+        n = len(buf) // CHUNK
+        self._frame_end_sample = self._sample + len(buf)
+        self._frame_arrival = frame.arrival
+        for i in range(n):
+            await self._on_chunk(buf[i * CHUNK:(i + 1) * CHUNK])
+        self._pending = buf[n * CHUNK:].copy()
+
+    def _chunk_time(self) -> float:
+        """Clock time at which the current chunk's last sample arrived."""
+        behind = self._frame_end_sample - self._sample
+        return self._frame_arrival - behind / SAMPLE_RATE
+
+    async def _on_chunk(self, chunk: np.ndarray) -> None:
+        p = self.vad.probability(chunk)
+        self.vad_probabilities.append(p)
+        self._sample += CHUNK
+        voiced = p >= VAD_ON or (self._prev_voiced and p >= VAD_OFF)
+        self._prev_voiced = voiced
+        if voiced:
+            self._voiced_run += 1
+            self._silent_run = 0
+        else:
+            self._silent_run += 1
+            self._voiced_run = 0
+        seg = self._segment
+        if seg is None:
+            self._preroll.append(chunk)
+            if voiced and self._voiced_run >= START_CHUNKS:
+                seg = _Segment(start_sample=self._sample - CHUNK * len(self._preroll),
+                               chunks=list(self._preroll),
+                               overlap=self.turns_enabled and self.playback.replica_active)
+                self._preroll.clear()
+                seg.voiced_ms = CHUNK_MS * self._voiced_run
+                seg.last_voiced_sample = self._sample
+                seg.last_voiced_time = self._chunk_time()
+                self._segment = seg
+                await self._set_speaking(True)
+            return
+
+        seg.append(chunk)
+        if voiced:
+            seg.voiced_ms += CHUNK_MS
+            seg.last_voiced_sample = self._sample
+            seg.last_voiced_time = self._chunk_time()
+        if not self._speaking and voiced and self._voiced_run >= START_CHUNKS:
+            await self._set_speaking(True)
+            if seg.attempt is not None:
+                await self._drop_attempt(seg)  # the user went on: the pause was not the end
+        silence_ms = self._silence_ms(seg)
+        if self._speaking and silence_ms >= self.flow.speculative_pause_ms:
+            await self._set_speaking(False)
+
+        if not self.turns_enabled:
+            # echo mode: speaking events only
+            if not self._speaking and silence_ms >= self.flow.waits.neutral_ms:
+                self._segment = None
+            return
+
+        if seg.overlap and not seg.promoted:
+            await self._overlap_step(seg, voiced, silence_ms)
+            if not seg.promoted:
+                return
+        await self._turn_step(seg, silence_ms)
+
+    def _silence_ms(self, seg: _Segment) -> float:
+        return 1000.0 * (self._sample - seg.last_voiced_sample) / SAMPLE_RATE
+
+    async def _set_speaking(self, speaking: bool) -> None:
+        if speaking == self._speaking:
+            return
+        self._speaking = speaking
+        t_ms = self.audio_ms
+        if speaking:
+            self.emitter.emit(USER_STARTED, {}, turn_idx=self.turns.value)
+            await self.push_frame(UserStartedSpeakingFrame(t_ms=t_ms))
+        else:
+            self.emitter.emit(USER_STOPPED, {}, turn_idx=self.turns.value)
+            await self.push_frame(UserStoppedSpeakingFrame(t_ms=t_ms))
+
+    # ------------------------------------------------------------------ barge-in
+    async def _overlap_step(self, seg: _Segment, voiced: bool, silence_ms: float) -> None:
+        policy = self.flow.interrupt_policy
+        if self.playback.replica_active:
+            if self.playback.replica_interruptible:
+                if policy.force_ms and seg.voiced_ms >= policy.force_ms:
+                    await self._interrupt(seg)
+                    return
+                if seg.voiced_ms >= policy.min_speech_ms:
+                    if policy.min_words <= 0:
+                        await self._interrupt(seg)
+                        return
+                    self._maybe_check_words(seg)
+        else:
+            # the replica finished while this segment went on: enough speech after that
+            # makes it a turn of its own (a trailing "mm-hm" does not)
+            if voiced:
+                seg.voiced_after_replica_ms += CHUNK_MS
+            if seg.voiced_after_replica_ms >= max(policy.min_speech_ms, 300):
+                seg.promoted = True
+                return
+        if not self._speaking and silence_ms >= self.flow.waits.neutral_ms:
+            # a backchannel (or speech over the greeting) that never took the turn
+            self.backchannels += 1
+            await self._drop_segment(seg)
+
+    def _maybe_check_words(self, seg: _Segment) -> None:
+        if seg.check_task is not None and not seg.check_task.done():
+            return
+        if seg.voiced_ms - seg.checked_at_voiced_ms < RECHECK_MS:
+            return
+        seg.checked_at_voiced_ms = seg.voiced_ms
+        seg.check_task = self.create_task(self._check_words(seg, seg.audio()),
+                                          name="user_turn.barge_in_check")
+
+    async def _check_words(self, seg: _Segment, audio: np.ndarray) -> None:
+        try:
+            tr = await self._transcribe(audio)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed check just does not interrupt
+            logger.warning("[%s] barge-in transcript failed: %s", self.emitter.conversation_id, exc)
+            return
+        words = count_content_words(tr.text)
+        logger.debug("barge-in check %r -> %d words", tr.text, words)
+        if (self._segment is seg and not seg.promoted and self.playback.replica_active
+                and self.playback.replica_interruptible
+                and words >= self.flow.interrupt_policy.min_words):
+            await self._interrupt(seg)
+
+    async def _interrupt(self, seg: _Segment) -> None:
+        seg.promoted = True
+        self.interruptions += 1
+        logger.info("[%s] barge-in after %.0f ms of speech", self.emitter.conversation_id,
+                    seg.voiced_ms)
+        if self.on_interrupt is not None:
+            self.on_interrupt()
+        await self.push_frame(InterruptionFrame(reason="user"))
+
+    # ------------------------------------------------------------------ turn end
+    async def _turn_step(self, seg: _Segment, silence_ms: float) -> None:
+        if not seg.force_commit and seg.n_samples >= MAX_TURN_MS * SAMPLE_RATE / 1000:
+            seg.force_commit = True
+            if seg.attempt is not None:
+                await self._drop_attempt(seg)
+        if self._speaking and not seg.force_commit:
+            return
+        if seg.attempt is None:
+            if silence_ms >= self.flow.speculative_pause_ms or seg.force_commit:
+                self._start_attempt(seg)
+            return
+        await self._maybe_commit(seg)
+
+    def _start_attempt(self, seg: _Segment) -> None:
+        audio = seg.audio()
+        attempt = _Attempt(reply_id=self.turns.next_reply_id(), inference_id=uuid.uuid4().hex,
+                           samples=len(audio))
+        seg.attempt = attempt
+        attempt.task = self.create_task(self._analyse(seg, attempt, audio), name="user_turn.stt")
+
+    async def _analyse(self, seg: _Segment, attempt: _Attempt, audio: np.ndarray) -> None:
+        t0 = self.clock.monotonic()
+        try:
+            tr = await self._transcribe(audio)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an engine failure ends this turn cleanly
+            if seg.attempt is not attempt:
+                return
+            attempt.failed = True
+            attempt.done = True
+            err = error_frame_from(exc, reply_id=attempt.reply_id)
+            self.emitter.error(err.message, engine=err.engine or "stt", code=err.code,
+                               turn_idx=self.turns.value)
+            await self.push_frame(err)
+            if self._segment is seg:
+                await self._drop_segment(seg)
+            return
+        if seg.attempt is not attempt:
+            return
+        attempt.done = True
+        attempt.text = clean_transcript(tr.text)
+        if (attempt.text.lower() in _HALLUCINATIONS and seg.voiced_ms < 500) or not any(
+                ch.isalnum() for ch in attempt.text):
+            attempt.text = ""
+        attempt.completeness = assess_completeness(attempt.text, self.language_code)
+        attempt.stt_ms = tr.elapsed_ms or 1000.0 * (self.clock.monotonic() - t0)
+        attempt.transcript_time = self.clock.monotonic()
+        logger.debug("[%s] pause transcript %r (%s)", self.emitter.conversation_id, attempt.text,
+                     attempt.completeness.value)
+        if attempt.text:
+            self.metrics.open(attempt.reply_id, attempt.inference_id, self.turns.value + 1,
+                              speech_end=seg.last_voiced_time)
+            self.emitter.emit(UTTERANCE_STREAMING,
+                              {"role": "user", "speech": attempt.text, "final": False,
+                               "is_interrupted": False},
+                              inference_id=attempt.inference_id, turn_idx=self.turns.value + 1)
+            if self.speculative and not seg.force_commit:
+                attempt.speculative_sent = True
+                self.metrics.update(attempt.reply_id, speculative=True)
+                await self.push_frame(UserTranscriptFrame(
+                    reply_id=attempt.reply_id, text=attempt.text,
+                    inference_id=attempt.inference_id, turn_idx=self.turns.value + 1,
+                    speculative=True, language=tr.language))
+        if self._segment is seg:
+            await self._maybe_commit(seg)
+
+    async def _transcribe(self, audio: np.ndarray):  # -> Transcript
+        assert self.stt is not None
+        async with asyncio.timeout(STT_TIMEOUT_S):
+            return await self.stt.transcribe(audio, language=self.language_code,
+                                             hotwords=self.hotwords)
+
+    async def _maybe_commit(self, seg: _Segment) -> None:
+        attempt = seg.attempt
+        if attempt is None or not attempt.done or attempt.failed:
+            return
+        if self._speaking and not seg.force_commit:
+            return
+        if not attempt.text or seg.voiced_ms < MIN_TURN_VOICED_MS:
+            await self._drop_segment(seg)  # noise, a cough, nothing said
+            return
+        wait = turn_wait_ms(self.flow.waits, attempt.completeness,
+                            smart=self.flow.smart_turn_detection)
+        if not seg.force_commit and self._silence_ms(seg) < wait:
+            return
+        await self._commit(seg, attempt)
+
+    async def _commit(self, seg: _Segment, attempt: _Attempt) -> None:
+        self._segment = None
+        turn_idx = self.turns.advance()
+        self.turns_committed += 1
+        if self.metrics.get(attempt.reply_id) is None:
+            self.metrics.open(attempt.reply_id, attempt.inference_id, turn_idx,
+                              speech_end=seg.last_voiced_time)
+        self.metrics.update(attempt.reply_id, turn_idx=turn_idx, stt_ms=attempt.stt_ms,
+                            transcript_final=attempt.transcript_time)
+        self.metrics.mark(attempt.reply_id, "turn_decided")
+        logger.info("[%s] turn %d: %r", self.emitter.conversation_id, turn_idx, attempt.text)
+        self.emitter.emit(UTTERANCE_STREAMING,
+                          {"role": "user", "speech": attempt.text, "final": True,
+                           "is_interrupted": False},
+                          inference_id=attempt.inference_id, turn_idx=turn_idx)
+        self.emitter.emit(UTTERANCE, {"role": "user", "speech": attempt.text},
+                          inference_id=attempt.inference_id, turn_idx=turn_idx)
+        await self.push_frame(TurnCommitFrame(reply_id=attempt.reply_id,
+                                              inference_id=attempt.inference_id,
+                                              turn_idx=turn_idx, text=attempt.text))
+        if not attempt.speculative_sent:
+            await self.push_frame(UserTranscriptFrame(
+                reply_id=attempt.reply_id, text=attempt.text, inference_id=attempt.inference_id,
+                turn_idx=turn_idx, speculative=False))
+        await self._cancel_check(seg)
+
+    async def _drop_attempt(self, seg: _Segment) -> None:
+        attempt, seg.attempt = seg.attempt, None
+        if attempt is None:
+            return
+        task = attempt.task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        self.metrics.drop(attempt.reply_id)
+        if attempt.speculative_sent:
+            await self.push_frame(TurnDiscardFrame(reply_id=attempt.reply_id))
+
+    async def _drop_segment(self, seg: _Segment) -> None:
+        if self._segment is seg:
+            self._segment = None
+        await self._drop_attempt(seg)
+        await self._cancel_check(seg)
+
+    async def _cancel_check(self, seg: _Segment) -> None:
+        task = seg.check_task
+        seg.check_task = None
+        # a check that decided to interrupt (promoted) is passing the interruption down the
+        # chain: cancelling it half-way would leave some processors unflushed
+        if (task is not None and not task.done() and task is not asyncio.current_task()
+                and not seg.promoted):
+            task.cancel()
+

@@ -1,0 +1,93 @@
+"""Start the real site (Daphne, optionally a Celery worker) in subprocesses: for end-to-end tests
+and the benchmarks that measure the site as a user meets it."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveSite:
+    url: str
+    env: dict
+    api_key: str
+    procs: list = field(default_factory=list)
+
+    def manage(self, *args: str, timeout: float = 300) -> str:
+        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc.stdout
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def start_site(data_dir: Path, *, env_overrides: dict | None = None, worker: bool = False,
+               setup: bool = False, account: str = "live") -> LiveSite:
+    """Migrate a fresh data dir, create an API key, and start Daphne (+ a worker) on a free port.
+
+    ``setup=True`` also runs ``setup_opencvi`` (models + stock face); models are shared with
+    the main data dir through ``OPENCVI_MODELS_DIR`` so nothing is assembled twice.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    main_data = Path(os.environ.get("OPENCVI_DATA_DIR") or ROOT / "data")
+    env.update({"OPENCVI_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
+                "OPENCVI_MODELS_DIR": os.environ.get("OPENCVI_MODELS_DIR") or str(main_data / "models")})
+    # Reuse the stock face built in the main data dir (setup_opencvi accepts existing assets).
+    stock = main_data / "faces" / "rstock000001"
+    if (stock / "assets.json").exists() and not (data_dir / "faces" / "rstock000001").exists():
+        shutil.copytree(stock, data_dir / "faces" / "rstock000001")
+    env.update(env_overrides or {})
+    port = free_port()
+    site = LiveSite(url=f"http://127.0.0.1:{port}", env=env, api_key="")
+    site.manage("migrate", "--noinput")
+    if setup:
+        site.manage("setup_opencvi", timeout=900)
+    site.api_key = site.manage("create_api_key", account, "--create-account").strip().splitlines()[-1]
+    bin_dir = Path(sys.executable).parent
+    log = open(data_dir / "daphne.log", "w")
+    site.procs.append(subprocess.Popen([str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                                        "cvi_site.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+    if worker:
+        wlog = open(data_dir / "worker.log", "w")
+        site.procs.append(subprocess.Popen([str(bin_dir / "celery"), "-A", "cvi_site", "worker", "--pool", "solo",
+                                            "--loglevel", "info", "--without-gossip", "--without-mingle",
+                                            "--hostname", f"live-{port}@localhost"],
+                                           cwd=ROOT, env=env, stdout=wlog, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(site.url + "/v2/openapi.yaml", timeout=2).status_code == 200:
+                return site
+        except httpx.HTTPError:
+            pass
+        if site.procs[0].poll() is not None:
+            break
+        time.sleep(0.3)
+    site.stop()
+    raise RuntimeError(f"the site did not start:\n{(data_dir / 'daphne.log').read_text()[-3000:]}")

@@ -1,0 +1,82 @@
+"""Start everything OpenCVI needs on this machine as one command: Daphne (web, API,
+WebSockets, media) and a Celery worker. Ctrl-C (or SIGTERM) stops both cleanly."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run Daphne and a Celery worker together; print the URL to open."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-worker", action="store_true", help="web only (workers run elsewhere)")
+
+    def handle(self, *args, host: str, port: int, no_worker: bool, **options):
+        bin_dir = os.path.dirname(sys.executable)
+        procs: list[tuple[str, subprocess.Popen]] = []
+        web_cmd = [os.path.join(bin_dir, "daphne"), "-b", host, "-p", str(port), "cvi_site.asgi:application"]
+        procs.append(("web", subprocess.Popen(web_cmd)))
+        if not no_worker:
+            worker_cmd = [
+                os.path.join(bin_dir, "celery"), "-A", "cvi_site", "worker",
+                "--loglevel", settings.LOG_LEVEL.lower(),
+                "--concurrency", str(settings.CELERY_WORKER_CONCURRENCY),
+                "--hostname", f"opencvi@{os.uname().nodename}",
+                # Embedded beat: housekeeping (stale conversations and face jobs) needs no extra process.
+                "--beat", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
+            ]
+            procs.append(("worker", subprocess.Popen(worker_cmd)))
+
+        # Print the URL once Daphne accepts connections, so it works when someone opens it.
+        import socket
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and procs[0][1].poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "::") else host, port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
+        base = settings.PUBLIC_URL or f"http://{shown}:{port}"
+        self.stdout.write(self.style.SUCCESS(f"\nOpenCVI is running: open {base}/  (health: {base}/healthz)"))
+        self.stdout.write("Press Ctrl-C to stop.\n")
+
+        stopping = False
+
+        def stop(signum=None, frame=None):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    self.stderr.write(f"{name} exited with status {proc.returncode}; stopping the rest.")
+                    exit_code = proc.returncode or 1
+                    stopping = True
+            time.sleep(0.3)
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.stdout.write("Stopped.")
+        if exit_code:
+            sys.exit(exit_code)

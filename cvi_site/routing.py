@@ -1,0 +1,7 @@
+"""WebSocket routes of every app, gathered for the ASGI router."""
+from __future__ import annotations
+
+from conversations.routing import websocket_urlpatterns as conversation_routes
+from faces.routing import websocket_urlpatterns as face_routes
+
+websocket_urlpatterns = [*conversation_routes, *face_routes]

@@ -1,0 +1,30 @@
+"""Serializer pieces shared by every app's input validation."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """Input that must be an object and may only hold the declared fields: an unknown one is a
+    clear 400 naming it (a typo is caught instead of silently ignored)."""
+
+    not_object_message = "the body must be a JSON object"
+    unknown_label = "field(s)"
+
+    def rename(self, data: dict) -> dict:
+        """Map accepted aliases onto field names (legacy names)."""
+        return data
+
+    def unknown_message(self, unknown: list[str]) -> str:
+        return f"unknown {self.unknown_label} {', '.join(unknown)}"
+
+    def to_internal_value(self, data):
+        if hasattr(data, "dict") and not isinstance(data, dict):  # a multipart QueryDict
+            data = {k: data.get(k) for k in data}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": [self.not_object_message]})
+        data = self.rename(data)
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({"non_field_errors": [self.unknown_message(unknown)]})
+        return super().to_internal_value(data)

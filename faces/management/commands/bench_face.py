@@ -1,0 +1,34 @@
+"""Render a spoken reply in real time and measure the renderer and the video encoder."""
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from conversations.benchmarks import write_json
+
+
+class Command(BaseCommand):
+    help = "Face renderer cost per 512×512 frame at 25 fps, with H.264 or VP8 encoding (prints, writes JSON)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--face", default="rstock000001")
+        parser.add_argument("--seconds", type=float, default=10.0)
+        parser.add_argument("--codec", choices=["h264", "vp8"], default="h264",
+                            help="the encoder to time (browsers take both)")
+        parser.add_argument("--greenscreen", action="store_true")
+        parser.add_argument("--json", dest="json_path")
+
+    def handle(self, *args, face, seconds, codec, greenscreen, json_path, **options):
+        from faces.models import Face
+        from faces.services import face_assets_dir
+        from faces.training import load_assets
+        from faces.training.bench import bench_render
+
+        obj = Face.objects.filter(pk=face).first()
+        if obj is None or obj.status != Face.Status.READY:
+            raise CommandError(f"face {face!r} is not ready (run `manage.py setup_opencvi` for the stock face)")
+        data = {"face": face, **bench_render(load_assets(face_assets_dir(obj)), seconds, codec=codec,
+                                             realtime=True, greenscreen=greenscreen)}
+        self.stdout.write(json.dumps(data, indent=2))
+        write_json(json_path, data)

@@ -1,0 +1,37 @@
+"""Face training: pure functions from a video or a photo to render assets (no Django).
+
+The Celery task (faces.tasks) calls these through faces.services:
+
+- ``train_from_video(path, out_dir, *, progress=None, consent=None) -> AssetsInfo``
+- ``train_from_image(path, out_dir, *, progress=None) -> AssetsInfo``
+- ``build_stock_face(out_dir) -> AssetsInfo`` (scikit-image's astronaut portrait)
+- ``load_assets(out_dir) -> FaceAssets`` (what ``faces.renderer`` renders)
+
+Bad input raises ``TrainingError(code, message)`` with the documented error codes.
+Benchmarks: ``faces.training.bench.bench_render`` / ``bench_training``.
+"""
+from faces.training.assets import AssetsInfo, FaceAssets, TrainingError, load_assets
+from faces.training.photo import train_from_image
+from faces.training.stock import build_stock_face
+
+
+def train_from_video(path, out_dir, *, progress=None, consent=None) -> AssetsInfo:
+    from faces.training.video import train_from_video as _train
+
+    return _train(path, out_dir, progress=progress, consent=consent)
+
+
+def bench_render(assets: FaceAssets, seconds: float = 10.0, **kwargs) -> dict:
+    from faces.training.bench import bench_render as _bench
+
+    return _bench(assets, seconds, **kwargs)
+
+
+def bench_training(seconds: float = 60.0, **kwargs) -> dict:
+    from faces.training.bench import bench_training as _bench
+
+    return _bench(seconds, **kwargs)
+
+
+__all__ = ["AssetsInfo", "FaceAssets", "TrainingError", "bench_render", "bench_training", "build_stock_face",
+           "load_assets", "train_from_image", "train_from_video"]

@@ -1,0 +1,125 @@
+"""REST v2: /v2/pals (and legacy /v2/personas), and /v2/engines."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cvi_site.api import paginate
+from cvi_site.errors import NotFoundError
+from pals import selectors, services
+from pals.layers import LayersSerializer
+
+
+def render_pal(pal) -> dict:
+    data = services.pal_representation(pal)
+    # Both name sets, so clients of either API read the fields they know.
+    data.update(persona_id=data["pal_id"], persona_name=data["pal_name"], default_replica_id=data["default_face_id"],
+                persona_type=data["pal_type"])
+    return data
+
+
+class PalCreateSerializer(services.PalInputSerializer):
+    persona_name = serializers.CharField(required=False, help_text="Legacy name of pal_name.")
+    default_replica_id = serializers.CharField(required=False, help_text="Legacy name of default_face_id.")
+    layers = LayersSerializer(required=False)
+
+
+class PalOutputSerializer(serializers.Serializer):
+    pal_id = serializers.CharField()
+    persona_id = serializers.CharField()
+    pal_name = serializers.CharField()
+    persona_name = serializers.CharField()
+    system_prompt = serializers.CharField()
+    context = serializers.CharField()
+    greeting = serializers.CharField()
+    pipeline_mode = serializers.CharField()
+    default_face_id = serializers.CharField(allow_null=True)
+    default_replica_id = serializers.CharField(allow_null=True)
+    document_ids = serializers.ListField(child=serializers.CharField())
+    document_tags = serializers.ListField(child=serializers.CharField())
+    objectives_id = serializers.CharField(allow_null=True)
+    guardrail_ids = serializers.ListField(child=serializers.CharField())
+    layers = LayersSerializer()
+    pal_type = serializers.ChoiceField(["system", "user"])
+    persona_type = serializers.ChoiceField(["system", "user"])
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+@extend_schema_serializer(many=False)  # a list action, but the body is an object
+class PalListSerializer(serializers.Serializer):
+    data = PalOutputSerializer(many=True)
+    total_count = serializers.IntegerField()
+
+
+class JsonPatchOperation(serializers.Serializer):
+    op = serializers.ChoiceField(["add", "remove", "replace", "move", "copy", "test"])
+    path = serializers.CharField(help_text="JSON Pointer, e.g. /layers/llm/model")
+    value = serializers.JSONField(required=False)
+    from_ = serializers.CharField(required=False, source="from")
+
+
+class PalViewSet(viewsets.ViewSet):
+    parser_classes = [JSONParser]
+    lookup_field = "pal_id"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("page", int),
+                    OpenApiParameter("pal_type", str, enum=["system", "user"])],
+        responses=PalListSerializer,
+    )
+    def list(self, request):
+        pal_type = request.query_params.get("pal_type") or request.query_params.get("persona_type")
+        return paginate(request, selectors.pal_list(account=request.user, pal_type=pal_type), render_pal)
+
+    @extend_schema(request=PalCreateSerializer, responses={200: PalOutputSerializer})
+    def create(self, request):
+        pal = services.pal_create(account=request.user, data=request.data)
+        return Response(render_pal(pal), status=status.HTTP_200_OK)
+
+    @extend_schema(responses=PalOutputSerializer)
+    def retrieve(self, request, pal_id=None):
+        return Response(render_pal(self._visible(request, pal_id)))
+
+    @extend_schema(request=JsonPatchOperation(many=True), responses=PalOutputSerializer,
+                   description="RFC 6902 JSON Patch, applied atomically.")
+    def partial_update(self, request, pal_id=None):
+        pal = services.pal_patch(pal=self._owned(request, pal_id), operations=request.data)
+        return Response(render_pal(pal))
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pal_id=None):
+        services.pal_delete(pal=self._owned(request, pal_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @staticmethod
+    def _visible(request, pal_id):
+        pal = selectors.pal_get_visible(account=request.user, pal_id=pal_id)
+        if pal is None:
+            raise NotFoundError("PAL not found")
+        return pal
+
+    @staticmethod
+    def _owned(request, pal_id):
+        pal = selectors.pal_get_owned(account=request.user, pal_id=pal_id)
+        if pal is None:
+            raise NotFoundError("PAL not found")
+        return pal
+
+
+class EnginesView(APIView):
+    """(ours) The engines that exist in this installation: the valid choices of each layer."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        from conversations.realtime.engines.registry import available_engines
+        from pals import layers
+
+        engines = dict(available_engines())
+        engines["perception"] = [{"name": n} for n in layers.PERCEPTION_MODELS]
+        engines["turn_detection"] = [{"name": n} for n in layers.TURN_DETECTION_MODELS]
+        return Response({"data": engines})

@@ -1,0 +1,234 @@
+"""Writes for PALs. The REST API, the PAL Maker and the admin all come through here."""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from rest_framework import serializers
+
+from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.models import Account
+from cvi_site.serializers import StrictSerializer
+from pals.layers import SECRET_FIELDS, mask_secrets, validate_layers
+from pals.models import Pal
+
+# Every editable field, by its current name; legacy names map onto these.
+EDITABLE_FIELDS = (
+    "pal_name", "system_prompt", "context", "greeting", "pipeline_mode", "default_face_id",
+    "document_ids", "document_tags", "objectives_id", "guardrail_ids", "layers",
+)
+LEGACY_NAMES = {"persona_name": "pal_name", "default_replica_id": "default_face_id"}
+
+
+def normalise_names(data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ApplicationError("the body must be a JSON object")
+    out = {}
+    for key, value in data.items():
+        new = LEGACY_NAMES.get(key, key)
+        if new in out and key != new:
+            raise ApplicationError(f"{key} and {new} are the same field; send one of them")
+        out[new] = value
+    return out
+
+
+class PalInputSerializer(StrictSerializer):
+    """What a PAL may contain (both name sets are mapped to these before validation)."""
+
+    pal_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    system_prompt = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
+    context = serializers.CharField(max_length=50_000, required=False, allow_blank=True)
+    greeting = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    pipeline_mode = serializers.ChoiceField(Pal.PipelineMode.choices, required=False)
+    default_face_id = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
+    document_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
+    document_tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+    objectives_id = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
+    guardrail_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
+    layers = serializers.JSONField(required=False)
+
+    def validate_layers(self, value):
+        return validate_layers(value)
+
+    def validate(self, attrs):
+        if attrs.get("pipeline_mode", Pal.PipelineMode.FULL) == Pal.PipelineMode.FULL and "system_prompt" in attrs:
+            if not attrs["system_prompt"].strip():
+                raise serializers.ValidationError({"system_prompt": "is required in full pipeline mode"})
+        return attrs
+
+
+def _validated(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    serializer = PalInputSerializer(data=normalise_names(data), partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _resolve_face(account: Account | None, face_id: str | None):
+    if not face_id:
+        return None
+    from faces.selectors import face_get_visible
+
+    face = face_get_visible(account=account, face_id=face_id)
+    if face is None:
+        raise ApplicationError(f"default_face_id: no face {face_id!r}")
+    return face
+
+
+def _apply(pal: Pal, values: dict[str, Any]) -> Pal:
+    for field, value in values.items():
+        if field == "default_face_id":
+            pal.default_face = _resolve_face(pal.account, value)
+        elif field == "objectives_id":
+            pal.objectives_id = value or ""
+        else:
+            setattr(pal, field, value)
+    if pal.pipeline_mode == Pal.PipelineMode.FULL and not pal.system_prompt.strip():
+        raise ApplicationError("system_prompt is required in full pipeline mode")
+    try:
+        pal.full_clean()
+    except DjangoValidationError as exc:
+        raise ApplicationError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+    pal.save()
+    return pal
+
+
+@transaction.atomic
+def pal_create(*, account: Account | None, data: dict[str, Any]) -> Pal:
+    values = _validated(data, partial=False)
+    pal = Pal(account=account)
+    return _apply(pal, values)
+
+
+def pal_representation(pal: Pal, *, mask: bool = True) -> dict[str, Any]:
+    """The PAL as the API shows it (also the document a JSON Patch applies to)."""
+    return {
+        "pal_id": pal.id,
+        "pal_name": pal.pal_name,
+        "system_prompt": pal.system_prompt,
+        "context": pal.context,
+        "greeting": pal.greeting,
+        "pipeline_mode": pal.pipeline_mode,
+        "default_face_id": pal.default_face_id,
+        "document_ids": list(pal.document_ids),
+        "document_tags": list(pal.document_tags),
+        "objectives_id": pal.objectives_id or None,
+        "guardrail_ids": list(pal.guardrail_ids),
+        "layers": mask_secrets(pal.layers) if mask else copy.deepcopy(pal.layers),
+        "pal_type": "system" if pal.is_stock else "user",
+        "created_at": pal.created_at.isoformat() if pal.created_at else None,
+        "updated_at": pal.updated_at.isoformat() if pal.updated_at else None,
+    }
+
+
+def _legacy_path(op: dict) -> dict:
+    op = dict(op)
+    for key in ("path", "from"):
+        path = op.get(key)
+        if isinstance(path, str):
+            head, _, rest = path.lstrip("/").partition("/")
+            if head in LEGACY_NAMES:
+                op[key] = "/" + LEGACY_NAMES[head] + ("/" + rest if rest else "")
+    return op
+
+
+@transaction.atomic
+def pal_patch(*, pal: Pal, operations: Any) -> Pal:
+    """Apply an RFC 6902 JSON Patch atomically: any failing operation leaves the PAL unchanged."""
+    if pal.is_stock:
+        raise NotFoundError("PAL not found")
+    if not isinstance(operations, list) or not operations:
+        raise ApplicationError("the body must be a non-empty JSON Patch array, e.g. "
+                               '[{"op": "replace", "path": "/pal_name", "value": "Ada"}]')
+    pal = Pal.objects.select_for_update().get(pk=pal.pk)
+    document = pal_representation(pal, mask=False)
+    try:
+        patch = jsonpatch.JsonPatch([_legacy_path(op) if isinstance(op, dict) else op for op in operations])
+        patched = patch.apply(document)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise ApplicationError(f"JSON Patch test failed: {exc}") from None
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError, ValueError, IndexError) as exc:
+        raise ApplicationError(f"invalid JSON Patch: {exc}") from None
+    for read_only in ("pal_id", "pal_type", "created_at", "updated_at"):
+        if patched.get(read_only) != document.get(read_only):
+            raise ApplicationError(f"{read_only} cannot be changed")
+        patched.pop(read_only, None)
+    _keep_unchanged_secrets(document["layers"], patched.get("layers"))
+    values = _validated(patched, partial=False)
+    return _apply(pal, values)
+
+
+def _keep_unchanged_secrets(old_layers: dict, new_layers: Any) -> None:
+    """A client that sends back the masked secret it was shown means "keep the secret"."""
+    if not isinstance(new_layers, dict):
+        return
+    masked = mask_secrets(old_layers)
+    for layer, field in SECRET_FIELDS:
+        new = new_layers.get(layer)
+        if isinstance(new, dict) and new.get(field) and new.get(field) == masked.get(layer, {}).get(field):
+            new[field] = old_layers[layer][field]
+
+
+@transaction.atomic
+def pal_update(*, pal: Pal, data: dict[str, Any]) -> Pal:
+    """Replace the given fields (a form or admin save)."""
+    if pal.is_stock:
+        raise NotFoundError("PAL not found")
+    current = pal_representation(pal, mask=False)
+    merged = {k: current[k] for k in EDITABLE_FIELDS}
+    merged.update(normalise_names(data))
+    if isinstance(merged.get("layers"), dict):
+        _keep_unchanged_secrets(current["layers"], merged["layers"])
+    return _apply(pal, _validated(merged, partial=False))
+
+
+@transaction.atomic
+def pal_duplicate(*, pal: Pal, account: Account) -> Pal:
+    data = {k: v for k, v in pal_representation(pal, mask=False).items() if k in EDITABLE_FIELDS}
+    data["pal_name"] = f"{pal.pal_name or pal.id} (copy)"[:200]
+    if data.get("default_face_id"):
+        from faces.selectors import face_get_visible
+
+        if face_get_visible(account=account, face_id=data["default_face_id"]) is None:
+            data["default_face_id"] = None
+    return pal_create(account=account, data=data)
+
+
+@transaction.atomic
+def pal_delete(*, pal: Pal) -> None:
+    if pal.is_stock:
+        raise NotFoundError("PAL not found")
+    pal.delete()
+
+
+STOCK_SYSTEM_PROMPT = (
+    "You are Eileen, a friendly and helpful assistant talking with a person over a video call. "
+    "Answer in one to three short spoken sentences. Be warm and natural. Never use lists, "
+    "markdown, emoji or code: everything you write is spoken aloud."
+)
+
+
+@transaction.atomic
+def pal_stock_ensure() -> Pal:
+    """The stock PAL and the stock face row it uses (the data migration creates them; this puts
+    them back where a database was emptied, e.g. between transactional tests)."""
+    from cvi_site.ids import STOCK_FACE_ID, STOCK_PAL_ID
+    from faces.models import Face
+
+    Face.objects.get_or_create(pk=STOCK_FACE_ID, defaults={"face_name": "Eileen (stock)", "source_type": "image"})
+    pal, _ = Pal.objects.get_or_create(pk=STOCK_PAL_ID, defaults={
+        "pal_name": "Friendly assistant (stock)",
+        "system_prompt": STOCK_SYSTEM_PROMPT,
+        "greeting": "Hi! I'm Eileen. What would you like to talk about?",
+        "pipeline_mode": "full",
+        "default_face_id": STOCK_FACE_ID,
+        "layers": {
+            "conversational_flow": {"turn_taking_patience": "medium", "replica_interruptibility": "medium"},
+            "llm": {"speculative_inference": True},
+            "tts": {"voice_id": "en-us+f3", "voice_settings": {"speed": 1.0}},
+            "perception": {"perception_model": "mediapipe"},
+        },
+    })
+    return pal

@@ -1,0 +1,286 @@
+"""PAL Maker pages: list, create, edit, duplicate, delete, "talk now", and the editor's two
+live helpers ("test connection" streams a short reply; "preview voice" returns a WAV).
+
+Views parse the form, call ``pals.services`` / ``conversations.services`` and render; every
+rule lives in those services (see ``pals.forms``).
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import wave
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from cvi_site.errors import ApplicationError
+from faces.selectors import face_list
+from pals import selectors, services
+from pals.forms import EMBEDDED_VOICES, PalEditorForm, TalkNowForm, service_error_items
+from pals.layers import SECRET_FIELDS, validate_layers
+from pals.models import Pal
+
+logger = logging.getLogger(__name__)
+
+SERVICE_ERRORS = (DRFValidationError, ApplicationError, DjangoValidationError)
+TEST_PROMPT = [
+    {"role": "system", "content": "You are checking that a connection works. Answer in one short, friendly sentence."},
+    {"role": "user", "content": "Say hello and tell me which model you are."},
+]
+PREVIEW_TEXT = "Hello! This is how I sound. I can speak slower, faster, or in another voice."
+
+
+def _visible_pal(request: HttpRequest, pal_id: str) -> Pal:
+    pal = selectors.pal_get_visible(account=request.user, pal_id=pal_id)
+    if pal is None:
+        raise Http404("PAL not found")
+    return pal
+
+
+def _owned_pal(request: HttpRequest, pal_id: str) -> Pal:
+    pal = selectors.pal_get_owned(account=request.user, pal_id=pal_id)
+    if pal is None:
+        raise Http404("PAL not found")
+    return pal
+
+
+def _faces(request: HttpRequest):
+    return list(face_list(account=request.user))
+
+
+def _editor_context(form: PalEditorForm, *, pal: Pal | None, read_only: bool = False) -> dict[str, Any]:
+    return {"form": form, "pal": pal, "read_only": read_only, "sections": form.sections(),
+            "voices": EMBEDDED_VOICES}
+
+
+@login_required
+def pal_list(request: HttpRequest) -> HttpResponse:
+    pals = list(selectors.pal_list(account=request.user))
+    faces = _faces(request)
+    return render(request, "pals/list.html", {
+        "own": [p for p in pals if not p.is_stock],
+        "stock": [p for p in pals if p.is_stock],
+        "talk_form": TalkNowForm(faces=faces),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pal_create(request: HttpRequest) -> HttpResponse:
+    faces = _faces(request)
+    if request.method == "POST":
+        form = PalEditorForm(request.POST, faces=faces)
+        if form.is_valid():
+            try:
+                pal = services.pal_create(account=request.user, data=form.to_data())
+            except SERVICE_ERRORS as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, f"Created {pal.pal_name or pal.id}.")
+                return redirect("web:pal_edit", pal_id=pal.id)
+        return render(request, "pals/editor.html", _editor_context(form, pal=None), status=400)
+    initial = {"pipeline_mode": "full", "llm_source": "embedded", "llm_speculative_inference": True}
+    return render(request, "pals/editor.html", _editor_context(PalEditorForm(initial=initial, faces=faces), pal=None))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pal_edit(request: HttpRequest, pal_id: str) -> HttpResponse:
+    pal = _visible_pal(request, pal_id)
+    faces = _faces(request)
+    if pal.is_stock:
+        # Stock PALs are shared and read-only: show them, offer a copy to edit.
+        form = PalEditorForm(faces=faces, pal=pal)
+        return render(request, "pals/editor.html", _editor_context(form, pal=pal, read_only=True))
+    if request.method == "POST":
+        form = PalEditorForm(request.POST, faces=faces, pal=pal)
+        if form.is_valid():
+            try:
+                pal = services.pal_update(pal=pal, data=form.to_data())
+            except SERVICE_ERRORS as exc:
+                form.add_service_errors(exc)
+            else:
+                messages.success(request, "Saved.")
+                return redirect("web:pal_edit", pal_id=pal.id)
+        return render(request, "pals/editor.html", _editor_context(form, pal=pal), status=400)
+    return render(request, "pals/editor.html", _editor_context(PalEditorForm(faces=faces, pal=pal), pal=pal))
+
+
+@login_required
+@require_POST
+def pal_duplicate(request: HttpRequest, pal_id: str) -> HttpResponse:
+    pal = _visible_pal(request, pal_id)
+    try:
+        copy = services.pal_duplicate(pal=pal, account=request.user)
+    except SERVICE_ERRORS as exc:
+        messages.error(request, _message(exc))
+        return redirect("web:pal_list")
+    messages.success(request, f"Created {copy.pal_name}. You are editing the copy.")
+    return redirect("web:pal_edit", pal_id=copy.id)
+
+
+@login_required
+@require_POST
+def pal_delete(request: HttpRequest, pal_id: str) -> HttpResponse:
+    pal = _owned_pal(request, pal_id)
+    name = pal.pal_name or pal.id
+    services.pal_delete(pal=pal)
+    messages.success(request, f"Deleted {name}.")
+    return redirect("web:pal_list")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def pal_talk(request: HttpRequest, pal_id: str) -> HttpResponse:
+    """"Talk now": create a conversation for this PAL and open its page."""
+    from conversations.selectors import conversation_url
+    from conversations.services import conversation_create
+    from cvi_site.api import base_url
+
+    pal = _visible_pal(request, pal_id)
+    faces = _faces(request)
+    form = TalkNowForm(request.POST if request.method == "POST" else None, faces=faces, pal=pal)
+    if request.method == "POST" and form.is_valid():
+        try:
+            conversation = conversation_create(account=request.user, data=form.to_data(pal))
+        except SERVICE_ERRORS as exc:
+            for path, message in service_error_items(exc):
+                field = {"replica_id/face_id": "face_id", "face_id": "face_id",
+                         "properties.language": "language"}.get(path.split(":")[0])
+                form.add_error(field if field in form.fields else None, message)
+        else:
+            return redirect(conversation_url(conversation, base_url=base_url(request)))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "pals/talk.html", {"pal": pal, "form": form}, status=status)
+
+
+# --------------------------------------------------------------------------- live helpers
+
+
+def _layer_from_post(request: HttpRequest, layer: str) -> tuple[dict[str, Any], Pal | None]:
+    """The editor's current (unsaved) values of one layer, validated by the service's rules."""
+    pal = None
+    if request.POST.get("pal_id"):
+        pal = selectors.pal_get_visible(account=request.user, pal_id=request.POST["pal_id"])
+    form = PalEditorForm(request.POST, faces=[], pal=pal)
+    # Only this layer matters here: the rest of the form may be half-filled.
+    form.is_valid()
+    errors = {name: e for name, e in form.errors.items() if name.startswith(layer.replace("perception", "pc"))}
+    if errors:
+        raise ApplicationError("; ".join(f"{form.fields[n].label}: {' '.join(e)}" for n, e in errors.items()))
+    data = form.layer_data(layer)
+    # A masked secret sent back means "the stored one" (as in pal_update).
+    for secret_layer, field in SECRET_FIELDS:
+        if secret_layer == layer and pal is not None and data.get(field, "").startswith("****"):
+            data[field] = pal.layers.get(layer, {}).get(field, "")
+    validated = validate_layers({layer: data}).get(layer, {})
+    return validated, pal
+
+
+def _message(exc: Exception) -> str:
+    return "; ".join(f"{p}: {m}" if p else m for p, m in service_error_items(exc))
+
+
+@login_required
+@require_POST
+def pal_test_llm(request: HttpRequest) -> HttpResponse:
+    """Stream a short reply from the LLM the editor is configured with (text/plain)."""
+    try:
+        llm_conf, _ = _layer_from_post(request, "llm")
+    except SERVICE_ERRORS as exc:
+        return HttpResponse(f"Not tested: {_message(exc)}", status=400, content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(_stream_reply(llm_conf), content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a proxy must not hold the stream back
+    return response
+
+
+async def _stream_reply(conf: dict[str, Any]) -> AsyncIterator[str]:
+    from conversations.realtime.engines import registry
+    from conversations.realtime.engines.base import EngineError
+
+    llm = None
+    try:
+        if conf.get("base_url"):
+            llm = registry.get_llm(conf.get("model") or None, base_url=conf["base_url"], api_key=conf.get("api_key"),
+                                   model=conf.get("model"), headers=conf.get("headers"),
+                                   extra_body=conf.get("extra_body"), default_query=conf.get("default_query"),
+                                   timeout=30.0)
+            where = f"{conf['base_url']} ({conf.get('model') or 'no model name'})"
+        else:
+            # Loading the embedded model takes a moment (and never on the event loop).
+            llm = await asyncio.to_thread(registry.get_llm, conf.get("model") or None)
+            where = f"embedded model {registry.canonical_name('llm', conf.get('model'))}"
+        yield f"Connected to {where}.\n"
+        got = False
+        async with asyncio.timeout(60):
+            async for delta in llm.stream(TEST_PROMPT, max_tokens=48, temperature=conf.get("temperature", 0.7)):
+                if delta.text:
+                    got = True
+                    yield delta.text
+        yield "\n\n✓ The model answered." if got else "\n\n⚠ The endpoint answered with no text."
+    except EngineError as exc:
+        yield f"\n✗ {exc}"
+    except TimeoutError:
+        yield "\n✗ No complete answer within 60 s."
+    except Exception as exc:  # noqa: BLE001 - shown to the person testing; logged for the operator
+        logger.exception("LLM connection test failed")
+        yield f"\n✗ {type(exc).__name__}: {exc}"
+    finally:
+        if llm is not None:
+            await llm.aclose()
+
+
+@login_required
+@require_POST
+def pal_preview_voice(request: HttpRequest) -> HttpResponse:
+    """A WAV of a sample sentence spoken by the editor's current TTS settings."""
+    try:
+        tts_conf, _ = _layer_from_post(request, "tts")
+    except SERVICE_ERRORS as exc:
+        return JsonResponse({"error": _message(exc)}, status=400)
+    text = (request.POST.get("preview_text") or PREVIEW_TEXT)[:300]
+    try:
+        wav = async_to_sync(_synthesise_wav)(tts_conf, text, request.POST.get("language") or "english")
+    except Exception as exc:  # noqa: BLE001 - EngineError and bad voices end up here, shown beside the button
+        logger.info("voice preview failed: %s", exc)
+        return JsonResponse({"error": str(exc)}, status=400)
+    response = HttpResponse(wav, content_type="audio/wav")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+async def _synthesise_wav(conf: dict[str, Any], text: str, language: str) -> bytes:
+    from conversations.realtime.engines import registry
+    from conversations.realtime.engines.base import VoiceOptions
+    from conversations.realtime.engines.languages import language_code
+
+    tts = await asyncio.to_thread(registry.get_tts, conf.get("tts_engine") or None)
+    speed = float((conf.get("voice_settings") or {}).get("speed", 1.0))
+    voice = VoiceOptions(voice=conf.get("voice_id") or conf.get("external_voice_id") or "",
+                         language=language_code(language) or "en", speed=speed)
+    pcm: list[bytes] = []
+    rate = tts.sample_rate
+    async with asyncio.timeout(30):
+        async for chunk in tts.synthesize(text, voice=voice):
+            rate = chunk.sample_rate
+            pcm.append(chunk.pcm.astype("<i2").tobytes())
+    if not pcm:
+        raise ApplicationError("the voice produced no audio")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(pcm))
+    return buf.getvalue()
+

@@ -1,0 +1,292 @@
+/* OpenCVI PAL Maker: small progressive enhancements, no framework, no build step.
+   Every page works without this script; with it:
+   - forms with data-confirm ask first; [data-copy] buttons copy text;
+   - the PAL editor shows only the fields that apply, checks JSON as you type, streams
+     "Test connection" and plays "Preview voice";
+   - face cards and pages with data-face-ws follow training over a WebSocket (pushed by the
+     server, never polled);
+   - the training upload checks the file before sending it. */
+(function () {
+  "use strict";
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+
+  /* ------------------------------------------------------------ generic */
+  function initConfirm() {
+    $all("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (ev) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) ev.preventDefault();
+      });
+    });
+  }
+
+  function initCopy() {
+    $all("[data-copy]").forEach(function (btn) {
+      btn.addEventListener("click", function () {
+        var el = $(btn.getAttribute("data-copy"));
+        if (!el) return;
+        var text = el.textContent.trim();
+        var done = function () { btn.textContent = "Copied"; setTimeout(function () { btn.textContent = "Copy"; }, 1500); };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(text).then(done);
+        } else {
+          var range = document.createRange(); range.selectNodeContents(el);
+          var sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+          try { document.execCommand("copy"); done(); } catch (e) { /* selected: the person can copy */ }
+        }
+      });
+    });
+  }
+
+  /* ------------------------------------------------------------ PAL editor */
+  function initEditor() {
+    var form = $("#pal-editor");
+    if (!form) return;
+
+    // Fields that apply to one choice only (e.g. endpoint fields for an OpenAI-compatible LLM).
+    var dependents = $all("[data-show-when]", form);
+    function currentValue(name) {
+      var checked = form.querySelector('[name="' + name + '"]:checked');
+      if (checked) return checked.value;
+      var el = form.querySelector('[name="' + name + '"]');
+      return el ? el.value : "";
+    }
+    function applyVisibility() {
+      dependents.forEach(function (el) {
+        var rule = el.getAttribute("data-show-when").split("=");
+        // a field with an error always stays visible, so the error can be read
+        el.hidden = currentValue(rule[0]) !== rule[1] && !el.classList.contains("has-error");
+      });
+    }
+    form.addEventListener("change", applyVisibility);
+    applyVisibility();
+
+    // JSON fields: say at once when the text is not JSON (the server checks the rest).
+    $all("textarea[data-json]", form).forEach(function (ta) {
+      var note = document.createElement("div");
+      note.className = "help json-note";
+      note.setAttribute("aria-live", "polite");
+      ta.insertAdjacentElement("afterend", note);
+      function check() {
+        var text = ta.value.trim();
+        if (!text) { note.textContent = ""; ta.removeAttribute("aria-invalid"); return; }
+        try { JSON.parse(text); note.textContent = "✓ valid JSON"; note.style.color = "var(--ok)"; ta.removeAttribute("aria-invalid"); }
+        catch (e) { note.textContent = "Not valid JSON yet: " + e.message; note.style.color = "var(--bad)"; ta.setAttribute("aria-invalid", "true"); }
+      }
+      ta.addEventListener("input", check);
+      check();
+    });
+
+    // An error shown beside a field goes away once the field is edited (the server re-checks on save).
+    form.addEventListener("input", function (ev) {
+      var field = ev.target.closest && ev.target.closest(".field.has-error");
+      if (field) { field.classList.remove("has-error"); field.classList.add("edited"); }
+    });
+
+    // Jump to the first section with an error.
+    var firstError = $(".has-error", form);
+    if (firstError) {
+      var details = firstError.closest("details");
+      if (details) details.open = true;
+      firstError.scrollIntoView({ block: "center" });
+      var input = $("input, select, textarea", firstError);
+      if (input) input.focus({ preventScroll: true });
+    }
+
+    var testBtn = $('[data-action="test-llm"]', form);
+    var out = $("#llm-test-output");
+    if (testBtn && out) {
+      testBtn.addEventListener("click", function () {
+        out.textContent = "Connecting…\n";
+        testBtn.setAttribute("aria-busy", "true");
+        testBtn.disabled = true;
+        fetch(form.getAttribute("data-test-llm-url"), {
+          method: "POST", body: new FormData(form), credentials: "same-origin",
+        }).then(function (resp) {
+          out.textContent = "";
+          if (!resp.body || !resp.body.getReader) return resp.text().then(function (t) { out.textContent = t; });
+          var reader = resp.body.getReader();
+          var decoder = new TextDecoder();
+          function pump() {
+            return reader.read().then(function (r) {
+              if (r.done) { out.textContent += decoder.decode(); return; }
+              out.textContent += decoder.decode(r.value, { stream: true });
+              return pump();
+            });
+          }
+          return pump();
+        }).catch(function (err) {
+          out.textContent += "\n✗ " + err;
+        }).finally(function () {
+          testBtn.removeAttribute("aria-busy");
+          testBtn.disabled = false;
+          out.setAttribute("data-done", "1");
+        });
+      });
+    }
+
+    var voiceBtn = $('[data-action="preview-voice"]', form);
+    var audio = $("#voice-preview");
+    var voiceErr = $("#voice-preview-error");
+    if (voiceBtn && audio) {
+      voiceBtn.addEventListener("click", function () {
+        voiceBtn.setAttribute("aria-busy", "true");
+        voiceBtn.disabled = true;
+        if (voiceErr) voiceErr.textContent = "";
+        fetch(form.getAttribute("data-preview-voice-url"), {
+          method: "POST", body: new FormData(form), credentials: "same-origin",
+        }).then(function (resp) {
+          if (!resp.ok) {
+            return resp.json().then(function (j) { throw new Error(j.error || ("HTTP " + resp.status)); },
+              function () { throw new Error("HTTP " + resp.status); });
+          }
+          return resp.blob();
+        }).then(function (blob) {
+          if (audio.src && audio.src.indexOf("blob:") === 0) URL.revokeObjectURL(audio.src);
+          audio.src = URL.createObjectURL(blob);
+          var played = audio.play();
+          if (played && played.catch) played.catch(function () { /* autoplay refused: the controls are there */ });
+        }).catch(function (err) {
+          if (voiceErr) voiceErr.textContent = "Could not preview: " + err.message;
+        }).finally(function () {
+          voiceBtn.removeAttribute("aria-busy");
+          voiceBtn.disabled = false;
+        });
+      });
+    }
+  }
+
+  /* ------------------------------------------------------------ face training progress */
+  var STATUS_TEXT = { started: "Waiting for a worker…", training: "Training…", ready: "Ready to use.", error: "Training failed." };
+  window.__faceUpdates = window.__faceUpdates || [];
+
+  function renderFaceState(root, s) {
+    var bar = $("[data-face-progress]", root);
+    var pct = s.status === "ready" ? 100 : Math.max(0, Math.min(100, s.progress || 0));
+    if (bar) {
+      bar.setAttribute("aria-valuenow", String(pct));
+      bar.setAttribute("aria-valuetext", s.status === "ready" ? "ready" : pct + "%");
+      $(".bar", bar).style.width = pct + "%";
+      bar.classList.toggle("error", s.status === "error");
+    }
+    var badge = $("[data-face-status]", root);
+    if (badge) { badge.textContent = s.status; badge.className = "badge " + s.status; }
+    var text = $("[data-face-status-text]", root);
+    if (text) text.textContent = s.status === "training" ? "Training… " + pct + "%" : (STATUS_TEXT[s.status] || s.status);
+    var errBox = $("[data-face-error]", root);
+    if (errBox) {
+      errBox.hidden = s.status !== "error";
+      if (s.status === "error") {
+        $("[data-face-error-message]", errBox).textContent = s.error_message || "Training failed.";
+        $("[data-face-error-advice]", errBox).textContent = s.advice || "";
+      }
+    }
+    if (s.status === "ready" && s.thumbnail_url) {
+      var img = $("[data-face-thumb]", root);
+      var placeholder = $("[data-face-thumb-placeholder]", root);
+      if (img) { img.src = s.thumbnail_url; }
+      else if (placeholder) {
+        img = document.createElement("img");
+        img.src = s.thumbnail_url; img.alt = "Thumbnail of the trained face"; img.setAttribute("data-face-thumb", "");
+        placeholder.replaceWith(img);
+      }
+    }
+    var note = $("[data-face-live-note]", root);
+    if (note && (s.status === "ready" || s.status === "error")) note.textContent = "";
+  }
+
+  function watchFace(root) {
+    var path = root.getAttribute("data-face-ws");
+    var proto = location.protocol === "https:" ? "wss://" : "ws://";
+    var final = false, delay = 1000;
+    function connect() {
+      var ws = new WebSocket(proto + location.host + path);
+      root.setAttribute("data-ws", "connecting");
+      ws.onopen = function () { root.setAttribute("data-ws", "open"); delay = 1000; };
+      ws.onmessage = function (ev) {
+        var s;
+        try { s = JSON.parse(ev.data); } catch (e) { return; }
+        window.__faceUpdates.push({ face_id: s.face_id, status: s.status, progress: s.progress, t: Date.now() });
+        if (s.status === "deleted") { final = true; ws.close(); return; }
+        renderFaceState(root, s);
+        root.setAttribute("data-status", s.status);
+        if (s.status === "ready" || s.status === "error") final = true;
+      };
+      ws.onclose = function () {
+        root.setAttribute("data-ws", "closed");
+        // A dropped socket during training reconnects (the server re-sends the state).
+        if (!final) { setTimeout(connect, delay); delay = Math.min(delay * 2, 15000); }
+      };
+    }
+    connect();
+  }
+
+  function initFaces() { $all("[data-face-ws]").forEach(watchFace); }
+
+  /* ------------------------------------------------------------ training upload checks */
+  var VIDEO_EXT = ["mp4", "webm", "mov", "m4v"], IMAGE_EXT = ["jpg", "jpeg", "png", "webp"];
+
+  function initTrainForm() {
+    var form = $("#face-train");
+    if (!form) return;
+    var input = form.querySelector('input[type="file"]');
+    var list = $("#file-checks");
+    var probe = $("#file-probe");
+    var submit = $("#train-submit");
+    var blocking = false;
+
+    function item(cls, text) {
+      var li = document.createElement("li"); li.className = cls; li.textContent = text; list.appendChild(li);
+      if (cls === "bad") blocking = true;
+    }
+    function mb(n) { return (n / 1048576).toFixed(n < 10485760 ? 1 : 0) + " MB"; }
+
+    input.addEventListener("change", function () {
+      list.innerHTML = ""; blocking = false;
+      var file = input.files && input.files[0];
+      if (!file) return;
+      var ext = (file.name.split(".").pop() || "").toLowerCase();
+      var max = parseInt(input.getAttribute("data-max-bytes") || "0", 10);
+      var isVideo = VIDEO_EXT.indexOf(ext) >= 0, isImage = IMAGE_EXT.indexOf(ext) >= 0;
+      if (!isVideo && !isImage) { item("bad", "." + ext + " is not a video (mp4, webm, mov) or a photo (jpg, png, webp)."); return; }
+      if (file.size === 0) { item("bad", "The file is empty."); return; }
+      if (max && file.size > max) { item("bad", "The file is " + mb(file.size) + "; the limit is " + mb(max) + "."); return; }
+      item("ok", (isVideo ? "Video" : "Photo") + ", " + mb(file.size));
+      var url = URL.createObjectURL(file);
+      if (isVideo) {
+        probe.onloadedmetadata = function () {
+          var d = probe.duration, w = probe.videoWidth, h = probe.videoHeight;
+          if (isFinite(d)) {
+            if (d < 20) item("warn", "It is " + d.toFixed(0) + " s long; about one minute trains a better face.");
+            else if (d > 300) item("warn", "It is " + (d / 60).toFixed(1) + " min long; one minute is enough.");
+            else item("ok", d.toFixed(0) + " s long");
+          }
+          if (w && h) item(Math.min(w, h) < 360 ? "warn" : "ok", w + "×" + h + (Math.min(w, h) < 360 ? ": low resolution, the face may look soft" : ""));
+          URL.revokeObjectURL(url);
+        };
+        probe.onerror = function () { item("warn", "This browser cannot preview the video; the server will check it."); URL.revokeObjectURL(url); };
+        probe.src = url;
+      } else {
+        var img = new Image();
+        img.onload = function () {
+          var s = Math.min(img.naturalWidth, img.naturalHeight);
+          item(s < 256 ? "warn" : "ok", img.naturalWidth + "×" + img.naturalHeight + (s < 256 ? ": small; a larger photo looks better" : ""));
+          URL.revokeObjectURL(url);
+        };
+        img.onerror = function () { item("bad", "This photo cannot be read."); URL.revokeObjectURL(url); };
+        img.src = url;
+      }
+    });
+
+    form.addEventListener("submit", function (ev) {
+      if (blocking) { ev.preventDefault(); list.scrollIntoView({ block: "center" }); return; }
+      submit.disabled = true; submit.setAttribute("aria-busy", "true");
+      $("#upload-status").textContent = "Uploading…";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initConfirm(); initCopy(); initEditor(); initFaces(); initTrainForm();
+  });
+})();

@@ -1,0 +1,158 @@
+"""The conversation WebSocket (WebsocketCommunicator): join rules, signalling errors, and a real
+aiortc offer answered by the server. Engines are fakes here (this isolates the consumer's
+logic); the real engines over real WebRTC are in test_webrtc_session.py."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from channels.testing import WebsocketCommunicator
+
+from conversations.models import Conversation
+from conversations.realtime.agent import EngineBundle
+from cvi_site.asgi import application
+from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD
+from tests.factories import make_face, make_pal
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fake_engines(monkeypatch):
+    monkeypatch.setattr("conversations.session.build_engines",
+                        lambda config: EngineBundle(vad=FakeVAD(), tts=FakeTTS(), stt=FakeSTT("Hello."), llm=FakeLLM()))
+    monkeypatch.setattr("conversations.session.build_renderer", lambda config: None)
+
+
+@pytest.fixture
+def conversation(account):
+    from conversations.services import conversation_create
+
+    face = make_face(account=account)
+    pal = make_pal(account=account, face=face)
+    return lambda **extra: conversation_create(account=account, data={"face_id": face.id, "pal_id": pal.id, **extra})
+
+
+def run(coro, timeout=30):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def _connect(path):
+    ws = WebsocketCommunicator(application, path)
+    connected, _ = await ws.connect(timeout=10)
+    assert connected
+    return ws, await ws.receive_json_from(timeout=10)
+
+
+async def _end_all():
+    from conversations.session import SESSIONS
+
+    for session in list(SESSIONS.values()):
+        await session.end("test over", record=False)
+
+
+def test_unknown_conversation_is_refused():
+    async def scenario():
+        ws, first = await _connect("/ws/conversations/cnothere/")
+        assert first == {"type": "error", "code": "not_found", "message": "no such conversation"}
+        await ws.disconnect()
+    run(scenario())
+
+
+def test_ended_conversation_is_refused(conversation):
+    conv = conversation(test_mode=True)
+
+    async def scenario():
+        ws, first = await _connect(f"/ws/conversations/{conv.id}/")
+        assert first["type"] == "error" and first["code"] == "ended"
+        await ws.disconnect()
+    run(scenario())
+
+
+def test_private_conversation_needs_its_token(conversation):
+    conv = conversation(require_auth=True)
+
+    async def scenario():
+        ws, first = await _connect(f"/ws/conversations/{conv.id}/?t=wrong")
+        assert first["type"] == "error" and first["code"] == "unauthorized"
+        await ws.disconnect()
+        ws, first = await _connect(f"/ws/conversations/{conv.id}/?t={conv.meeting_token}")
+        assert first["type"] == "joined"
+        await ws.disconnect()
+        await _end_all()
+    run(scenario())
+
+
+def test_bad_input_gets_clear_errors_and_the_session_goes_on(conversation):
+    conv = conversation()
+
+    async def scenario():
+        ws, first = await _connect(f"/ws/conversations/{conv.id}/")
+        assert first["type"] == "joined"
+        await ws.send_to(text_data="{not json")
+        assert (await ws.receive_json_from(timeout=5))["code"] == "bad_message"
+        await ws.send_json_to({"type": "offer", "sdp": "hello"})
+        assert (await ws.receive_json_from(timeout=5))["code"] == "bad_sdp"
+        await ws.send_json_to({"type": "offer", "sdp": "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\nbroken"})
+        assert (await ws.receive_json_from(timeout=10))["code"] == "bad_sdp"
+        await ws.send_to(text_data="x" * 300_000)
+        assert (await ws.receive_json_from(timeout=5))["code"] == "message_too_large"
+        await ws.send_json_to({"type": "message", "message": {"message_type": "conversation", "event_type": "conversation.nope"}})
+        err = await ws.receive_json_from(timeout=5)
+        assert err["type"] == "event" and err["event"]["event_type"] == "system.error"
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
+        await ws.disconnect()
+        await _end_all()
+    run(scenario())
+
+
+def test_participant_limit(conversation):
+    conv = conversation(max_participants=2)
+
+    async def scenario():
+        first_ws, first = await _connect(f"/ws/conversations/{conv.id}/")
+        assert first["type"] == "joined"
+        second_ws, second = await _connect(f"/ws/conversations/{conv.id}/")
+        assert second["type"] == "error" and second["code"] == "full"
+        await second_ws.disconnect()
+        await first_ws.send_json_to({"type": "ping"})
+        assert await first_ws.receive_json_from(timeout=5) == {"type": "pong"}
+        await first_ws.disconnect()
+        await _end_all()
+    run(scenario())
+
+
+def test_real_offer_gets_an_answer_and_left_timeout_ends_the_call(conversation):
+    conv = conversation(properties={"participant_left_timeout": 0})
+
+    async def scenario():
+        ws, first = await _connect(f"/ws/conversations/{conv.id}/")
+        assert first["type"] == "joined"
+        pc = RTCPeerConnection()
+        pc.createDataChannel("opencvi")
+        pc.addTransceiver("audio", direction="sendrecv")
+        await pc.setLocalDescription(await pc.createOffer())
+        await ws.send_json_to({"type": "offer", "sdp": pc.localDescription.sdp})
+        answer = await ws.receive_json_from(timeout=20)
+        assert answer["type"] == "answer" and answer["sdp"].startswith("v=0")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        for _ in range(100):
+            if pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.1)
+        assert pc.connectionState == "connected"
+        await ws.disconnect()
+        await pc.close()
+        from conversations.session import SESSIONS
+        for _ in range(100):
+            if conv.id not in SESSIONS:
+                break
+            await asyncio.sleep(0.1)
+        assert conv.id not in SESSIONS
+    run(scenario(), timeout=60)
+    conv.refresh_from_db()
+    assert conv.status == Conversation.Status.ENDED
+    assert conv.shutdown_reason == "participant_left_timeout reached"
+    assert conv.events.filter(event_type="system.replica_joined").exists()

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import pytest
+
+from pals.models import Pal
+from tests.factories import make_face, make_pal
+
+pytestmark = pytest.mark.django_db
+
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def create(api, **body):
+    return api.post("/v2/pals", body, format="json")
+
+
+def test_create_get_list_delete(api, account):
+    face = make_face(account=account)
+    r = create(api, pal_name="Ada", system_prompt="You are Ada.", default_face_id=face.id,
+               layers={"llm": {"tools": [TOOL]}, "conversational_flow": {"turn_taking_patience": "high"}})
+    assert r.status_code == 200, r.json()
+    pal_id = r.json()["pal_id"]
+    assert pal_id.startswith("p") and r.json()["persona_id"] == pal_id
+    got = api.get(f"/v2/pals/{pal_id}").json()
+    assert got["pal_name"] == "Ada" and got["default_face_id"] == face.id
+    assert got["layers"]["conversational_flow"]["turn_taking_patience"] == "high"
+    listed = api.get("/v2/pals?pal_type=user").json()
+    assert listed["total_count"] == 1 and listed["data"][0]["pal_id"] == pal_id
+    assert api.delete(f"/v2/pals/{pal_id}").status_code == 204
+    assert api.get(f"/v2/pals/{pal_id}").status_code == 404
+
+
+def test_legacy_and_new_names_give_the_same_result(api, account):
+    face = make_face(account=account)
+    new = create(api, pal_name="Same", system_prompt="x", default_face_id=face.id).json()
+    old = api.post("/v2/personas", {"persona_name": "Same", "system_prompt": "x", "default_replica_id": face.id},
+                   format="json").json()
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("pal_id", "persona_id", "created_at", "updated_at")}  # noqa: E731
+    assert strip(new) == strip(old)
+    assert api.get(f"/v2/personas/{new['pal_id']}").json() == api.get(f"/v2/pals/{new['pal_id']}").json()
+    assert api.get("/v2/personas").json()["total_count"] == api.get("/v2/pals").json()["total_count"]
+
+
+def test_stock_pal_is_listed_and_read_only(api):
+    listed = api.get("/v2/pals?pal_type=system").json()
+    assert [p["pal_id"] for p in listed["data"]] == ["pstock000001"]
+    assert api.get("/v2/pals/pstock000001").status_code == 200
+    r = api.patch("/v2/pals/pstock000001", [{"op": "replace", "path": "/pal_name", "value": "x"}], format="json")
+    assert r.status_code == 404
+    assert api.delete("/v2/pals/pstock000001").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ({"pal_name": "x"}, "system_prompt"),
+        ({"system_prompt": "x", "layers": {"llm": {"base_url": "ftp://example.com"}}}, "layers.llm.base_url"),
+        ({"system_prompt": "x", "layers": {"stt": {"stt_engine": "nope"}}}, "unknown STT engine"),
+        ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "nope"}}}, "unknown TTS engine"),
+        ({"system_prompt": "x", "layers": {"llm": {"model": "gpt-17"}}}, "unknown embedded model"),
+        ({"system_prompt": "x", "layers": {"conversational_flow": {"turn_taking_patience": "extreme"}}}, "turn_taking_patience"),
+        ({"system_prompt": "x", "layers": {"tts": {"voice_settings": {"speed": 9}}}}, "speed"),
+        ({"system_prompt": "x", "layers": {"llm": {"tools": [{"type": "function", "function": {"name": "bad name!"}}]}}}, "function.name"),
+        ({"system_prompt": "x", "layers": {"llm": {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": 5}}}}}]}}}, "JSON Schema"),
+        ({"system_prompt": "x", "layers": {"llm": {"temprature": 1}}}, "unknown option"),
+        ({"system_prompt": "x", "layers": {"brain": {}}}, "unknown option"),
+        ({"system_prompt": "x", "default_face_id": "rnothere"}, "no face"),
+        ({"system_prompt": "x", "pipeline_mode": "turbo"}, "pipeline_mode"),
+    ],
+)
+def test_validation_errors_are_clear(api, body, needle):
+    r = create(api, **body)
+    assert r.status_code == 400, r.json()
+    assert needle in r.json()["error"]
+    assert Pal.objects.filter(account__isnull=False).count() == 0
+
+
+def test_remote_llm_model_name_is_free_with_base_url(api):
+    r = create(api, system_prompt="x", layers={"llm": {"model": "gpt-4o-mini", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-secret-123456"}})
+    assert r.status_code == 200, r.json()
+    assert r.json()["layers"]["llm"]["api_key"] == "****3456"
+
+
+def test_legacy_layer_option_names_are_accepted(api):
+    r = create(api, system_prompt="x", layers={
+        "perception": {"ambient_awareness_queries": ["Is the user smiling?"], "perception_model": "raven-0"},
+        "conversational_flow": {"pal_interruptibility": "low"},
+    })
+    assert r.status_code == 200, r.json()
+    layers = r.json()["layers"]
+    assert layers["perception"] == {"visual_awareness_queries": ["Is the user smiling?"], "perception_model": "mediapipe"}
+    assert layers["conversational_flow"] == {"replica_interruptibility": "low"}
+
+
+def test_other_accounts_pal_is_404(api, other_api, other_account):
+    pal = make_pal(account=other_account)
+    assert api.get(f"/v2/pals/{pal.id}").status_code == 404
+    assert api.patch(f"/v2/pals/{pal.id}", [{"op": "replace", "path": "/pal_name", "value": "x"}], format="json").status_code == 404
+    assert api.delete(f"/v2/pals/{pal.id}").status_code == 404
+    assert other_api.get(f"/v2/pals/{pal.id}").status_code == 200
+
+
+class TestJsonPatch:
+    @pytest.fixture
+    def pal(self, api):
+        return create(api, pal_name="Patchy", system_prompt="Be brief.",
+                      layers={"llm": {"speculative_inference": True}, "tts": {"voice_id": "en-us"}}).json()
+
+    def patch(self, api, pal, ops):
+        return api.patch(f"/v2/pals/{pal['pal_id']}", ops, format="json")
+
+    def test_replace(self, api, pal):
+        r = self.patch(api, pal, [{"op": "replace", "path": "/pal_name", "value": "Renamed"}])
+        assert r.status_code == 200 and r.json()["pal_name"] == "Renamed"
+
+    def test_add_nested_layer_option(self, api, pal):
+        r = self.patch(api, pal, [{"op": "add", "path": "/layers/llm/tools", "value": [TOOL]}])
+        assert r.status_code == 200, r.json()
+        assert r.json()["layers"]["llm"]["tools"][0]["function"]["name"] == "get_weather"
+
+    def test_remove(self, api, pal):
+        r = self.patch(api, pal, [{"op": "remove", "path": "/layers/tts"}])
+        assert r.status_code == 200 and "tts" not in r.json()["layers"]
+
+    def test_legacy_path_names(self, api, pal):
+        r = self.patch(api, pal, [{"op": "replace", "path": "/persona_name", "value": "Old style"}])
+        assert r.status_code == 200 and r.json()["pal_name"] == "Old style"
+
+    def test_test_op_failure_changes_nothing(self, api, pal):
+        r = self.patch(api, pal, [
+            {"op": "replace", "path": "/pal_name", "value": "Should not stick"},
+            {"op": "test", "path": "/system_prompt", "value": "something else"},
+        ])
+        assert r.status_code == 400 and "test" in r.json()["error"]
+        assert api.get(f"/v2/pals/{pal['pal_id']}").json()["pal_name"] == "Patchy"
+
+    def test_invalid_path(self, api, pal):
+        r = self.patch(api, pal, [{"op": "remove", "path": "/layers/nothere/x"}])
+        assert r.status_code == 400 and "invalid JSON Patch" in r.json()["error"]
+
+    def test_atomic_when_result_is_invalid(self, api, pal):
+        r = self.patch(api, pal, [
+            {"op": "replace", "path": "/pal_name", "value": "Half"},
+            {"op": "replace", "path": "/layers/llm/base_url", "value": "not a url"},
+        ])
+        assert r.status_code == 400 and "base_url" in r.json()["error"]
+        got = api.get(f"/v2/pals/{pal['pal_id']}").json()
+        assert got["pal_name"] == "Patchy" and "base_url" not in got["layers"]["llm"]
+
+    def test_read_only_fields(self, api, pal):
+        r = self.patch(api, pal, [{"op": "replace", "path": "/pal_id", "value": "pother"}])
+        assert r.status_code == 400 and "cannot be changed" in r.json()["error"]
+
+    def test_not_a_patch(self, api, pal):
+        r = self.patch(api, pal, {"pal_name": "x"})
+        assert r.status_code == 400 and "JSON Patch" in r.json()["error"]
+
+    def test_masked_secret_round_trip_keeps_the_secret(self, api, pal):
+        self.patch(api, pal, [{"op": "add", "path": "/layers/llm/base_url", "value": "http://127.0.0.1:9/v1"},
+                              {"op": "add", "path": "/layers/llm/api_key", "value": "sk-very-secret-9999"}])
+        shown = api.get(f"/v2/pals/{pal['pal_id']}").json()["layers"]["llm"]
+        assert shown["api_key"] == "****9999"
+        r = self.patch(api, pal, [{"op": "replace", "path": "/layers/llm", "value": {**shown, "model": "m"}}])
+        assert r.status_code == 200, r.json()
+        assert Pal.objects.get(pk=pal["pal_id"]).layers["llm"]["api_key"] == "sk-very-secret-9999"
+
+
+def test_engines_endpoint_lists_valid_choices(api):
+    data = api.get("/v2/engines").json()["data"]
+    for kind in ("stt", "llm", "tts", "vad", "perception", "turn_detection"):
+        assert data[kind], kind
+    stt = data["stt"][0]["name"]
+    assert create(api, system_prompt="x", layers={"stt": {"stt_engine": stt}}).status_code == 200
+
+
+def test_unauthenticated_is_401(client):
+    r = client.get("/v2/pals")
+    assert r.status_code == 401 and r.json() == {"message": "Invalid access token"}
+
+
+def test_oversized_body_is_413(api):
+    r = api.post("/v2/pals", {"system_prompt": "x" * 1_100_000}, format="json")
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+
+
+def test_malformed_json_is_400(api):
+    r = api.generic("POST", "/v2/pals", "{not json", content_type="application/json")
+    assert r.status_code == 400 and "Malformed" in r.json()["error"]
+
+
+def test_pagination(api):
+    for i in range(5):
+        create(api, pal_name=f"p{i}", system_prompt="x")
+    page = api.get("/v2/pals?pal_type=user&limit=2&page=3").json()
+    assert page["total_count"] == 5 and len(page["data"]) == 1
+    assert api.get("/v2/pals?limit=0").status_code == 400
+
+
+def test_non_object_body_is_400(api):
+    r = api.post("/v2/pals", [None, None], format="json")
+    assert r.status_code == 400 and "JSON object" in r.json()["error"]
