@@ -36,6 +36,13 @@ class LiveSite:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
 
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the site's own log (Daphne, then the worker's if one runs): for failures."""
+        data_dir = Path(self.env["OPENCVI_DATA_DIR"])
+        parts = [f"--- {p.name} ---\n{p.read_text(errors='replace')[-chars:]}"
+                 for p in (data_dir / "daphne.log", data_dir / "worker.log") if p.exists()]
+        return "\n".join(parts)
+
     def stop(self) -> None:
         for proc in self.procs:
             proc.terminate()

@@ -110,8 +110,12 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "opencvi.sqlite3",
-            # Several processes (web, worker) write: wait for locks instead of failing.
-            "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+            # Several processes (web, worker) and threads (live sessions) write. Take the write
+            # lock when a transaction begins (IMMEDIATE), so a writer waits up to `timeout` for
+            # another; a deferred transaction that reads and then writes fails at once with
+            # "database is locked" when another connection wrote in between.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("pals/new/", pal_views.pal_create, name="pal_create"),
     path("pals/test-llm/", pal_views.pal_test_llm, name="pal_test_llm"),
     path("pals/preview-voice/", pal_views.pal_preview_voice, name="pal_preview_voice"),
+    path("pals/perception-coverage/", pal_views.pal_perception_coverage, name="pal_perception_coverage"),
     path("pals/<str:pal_id>/", pal_views.pal_edit, name="pal_edit"),
     path("pals/<str:pal_id>/duplicate/", pal_views.pal_duplicate, name="pal_duplicate"),
     path("pals/<str:pal_id>/delete/", pal_views.pal_delete, name="pal_delete"),

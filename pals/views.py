@@ -1,5 +1,6 @@
 """PAL Maker pages: list, create, edit, duplicate, delete, "talk now", and the editor's two
-live helpers ("test connection" streams a short reply; "preview voice" returns a WAV).
+live helpers ("test connection" streams a short reply; "preview voice" returns a WAV), plus the
+perception coverage shown as awareness queries are typed.
 
 Views parse the form, call ``pals.services`` / ``conversations.services`` and render; every
 rule lives in those services (see ``pals.forms``).
@@ -26,7 +27,7 @@ from cvi_site.errors import ApplicationError
 from faces.selectors import face_list
 from pals import selectors, services
 from pals.forms import EMBEDDED_VOICES, PalEditorForm, TalkNowForm, service_error_items
-from pals.layers import SECRET_FIELDS, validate_layers
+from pals.layers import PERCEPTION_ALIASES, SECRET_FIELDS, validate_layers
 from pals.models import Pal
 
 logger = logging.getLogger(__name__)
@@ -58,8 +59,31 @@ def _faces(request: HttpRequest):
 
 
 def _editor_context(form: PalEditorForm, *, pal: Pal | None, read_only: bool = False) -> dict[str, Any]:
+    coverage = perception_coverage(form["pc_perception_model"].value(), form["pc_visual_awareness_queries"].value())
     return {"form": form, "pal": pal, "read_only": read_only, "sections": form.sections(),
-            "voices": EMBEDDED_VOICES}
+            "voices": EMBEDDED_VOICES, "coverage": coverage}
+
+
+def perception_coverage(model: str | None, queries: Any) -> dict[str, Any]:
+    """What the chosen perception engine can answer of the awareness queries, for the editor.
+
+    ``queries`` is the textarea's text (one per line) or a list. The embedded engine answers
+    only what its signals cover (``embedded_coverage``); a vision model answers all of them.
+    """
+    from conversations.realtime.perception.awareness import embedded_coverage
+
+    if isinstance(queries, str):
+        queries = [line.strip() for line in queries.splitlines() if line.strip()]
+    queries = [str(q) for q in queries or []]
+    engine = PERCEPTION_ALIASES.get(model or "", model or "") or "mediapipe"
+    if engine == "off":
+        return {"engine": "off", "answerable": [], "unanswerable": queries,
+                "note": "Perception is off: the agent sees nothing and no query is answered."}
+    if engine == "vision-llm":
+        return {"engine": "vision-llm", "answerable": [{"query": q, "signal": "vision model"} for q in queries],
+                "unanswerable": [],
+                "note": "The vision model at the endpoint below answers every query from recent frames, about once a second."}
+    return {"engine": engine, **embedded_coverage(queries)}
 
 
 @login_required
@@ -238,6 +262,14 @@ async def _stream_reply(conf: dict[str, Any]) -> AsyncIterator[str]:
     finally:
         if llm is not None:
             await llm.aclose()
+
+
+@login_required
+@require_POST
+def pal_perception_coverage(request: HttpRequest) -> JsonResponse:
+    """Which awareness queries the editor's perception engine can answer (JSON, as you type)."""
+    return JsonResponse(perception_coverage(request.POST.get("pc_perception_model"),
+                                            request.POST.get("pc_visual_awareness_queries", "")[:20_000]))
 
 
 @login_required

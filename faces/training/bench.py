@@ -33,23 +33,21 @@ def _stats(values: list[float]) -> dict[str, float]:
             "mean": round(float(a.mean()), 3), "max": round(float(a.max()), 3)}
 
 
-def _encoder(codec: str, size: int):
-    import av
+def _encoder(codec: str):
+    """The encoder a call really uses: aiortc's, with its own settings and rate control
+    (VP8 is what browsers and the aiortc client negotiate first)."""
+    from aiortc.codecs import get_encoder
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-    enc = av.CodecContext.create("libx264" if codec == "h264" else "libvpx", "w")
-    enc.width = enc.height = size
-    enc.pix_fmt = "yuv420p"
-    enc.time_base = fractions.Fraction(1, 25)
-    enc.bit_rate = 1_000_000
-    enc.options = {"preset": "ultrafast", "tune": "zerolatency"} if codec == "h264" else {
-        "deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-    return enc
+    mime = {"h264": "video/H264", "vp8": "video/VP8"}[codec]
+    return get_encoder(RTCRtpCodecParameters(mimeType=mime, clockRate=90_000, payloadType=96))
 
 
-def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "h264", realtime: bool = False,
+def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "vp8", realtime: bool = False,
                  greenscreen: bool = False, chunks: list[TTSChunk] | None = None) -> dict:
-    """Render a spoken reply frame by frame at 512×512 and encode every frame with ``codec``
-    ("h264" or "vp8"; the RGB→YUV conversion counts as encoding). ``realtime`` paces frames at
+    """Render a spoken reply frame by frame at 512×512 and encode every frame with the call's
+    ``codec`` encoder ("vp8" or "h264", RTP packets included; the RGB→YUV conversion counts as
+    encoding). ``realtime`` paces frames at
     25 fps on the wall clock (``fps`` is then the rate achieved), else runs flat out (``fps``
     is the most the renderer and encoder could sustain)."""
     import av
@@ -59,7 +57,7 @@ def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "h26
     renderer = FaceRendererEngine(assets, greenscreen=greenscreen)
     if chunks is None:
         chunks = reply_chunks(" ".join([REPLY] * max(1, int(seconds // 8) + 1)))
-    encoder = _encoder(codec, renderer.width)
+    encoder = _encoder(codec)
     for c in chunks:
         renderer.push_audio(c)
     render_ms, encode_ms = [], []
@@ -74,7 +72,7 @@ def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "h26
         rgb = renderer.next_frame(i * 40.0)
         t1 = time.perf_counter()
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-        frame.pts = i
+        frame.pts, frame.time_base = i * 3600, fractions.Fraction(1, 90_000)
         encoder.encode(frame)
         t2 = time.perf_counter()
         render_ms.append(1000 * (t1 - t0))

@@ -126,6 +126,8 @@
       });
     }
 
+    initCoverage(form);
+
     var voiceBtn = $('[data-action="preview-voice"]', form);
     var audio = $("#voice-preview");
     var voiceErr = $("#voice-preview-error");
@@ -155,6 +157,49 @@
         });
       });
     }
+  }
+
+  /* The perception section lists which awareness queries the chosen engine answers; the server
+     classifies them (one rule, shared with the engine), asked again as the person types. */
+  function initCoverage(form) {
+    var box = $("#perception-coverage");
+    var url = form.getAttribute("data-coverage-url");
+    if (!box || !url) return;
+    var timer = null;
+    function render(c) {
+      box.setAttribute("data-engine", c.engine);
+      $("[data-coverage-note]", box).textContent = c.note;
+      var list = $("[data-coverage-list]", box);
+      list.textContent = "";
+      function item(cls, mark, text, why) {
+        var li = document.createElement("li");
+        li.className = cls;
+        var m = document.createElement("span"); m.setAttribute("aria-hidden", "true"); m.textContent = mark;
+        var w = document.createElement("span"); w.className = "muted small"; w.textContent = "(" + why + ")";
+        li.appendChild(m); li.appendChild(document.createTextNode(" " + text + " ")); li.appendChild(w);
+        list.appendChild(li);
+      }
+      c.answerable.forEach(function (a) { item("ok", "✓", a.query, a.signal); });
+      c.unanswerable.forEach(function (q) { item("no", "✗", q, c.engine === "off" ? "not answered" : "not answered: needs vision-llm"); });
+      if (!c.answerable.length && !c.unanswerable.length) {
+        var li = document.createElement("li"); li.className = "muted small"; li.textContent = "No awareness queries yet.";
+        list.appendChild(li);
+      }
+    }
+    function refresh() {
+      fetch(url, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (c) { if (c) render(c); })
+        .catch(function () { /* the server-rendered list stays */ });
+    }
+    function schedule(ev) {
+      var name = ev.target && ev.target.name;
+      if (name !== "pc_visual_awareness_queries" && name !== "pc_perception_model") return;
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 300);
+    }
+    form.addEventListener("input", schedule);
+    form.addEventListener("change", schedule);
   }
 
   /* ------------------------------------------------------------ face training progress */

@@ -74,7 +74,7 @@ def create_conversation(site, **body) -> dict:
                "properties": {"enable_closed_captions": True, "participant_absent_timeout": 600}}
     payload.update(body)
     r = httpx.post(site.url + "/v2/conversations", json=payload, headers={"x-api-key": site.api_key}, timeout=30)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200, f"{r.text}\n{site.log_tail()}"
     return r.json()
 
 

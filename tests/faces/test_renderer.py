@@ -238,3 +238,15 @@ def test_contact_sheet_of_idle_and_speaking(stock_assets, reply_chunks):
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     assert sheet.shape == (192, 192 * 9, 3)
     assert path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_bench_render_times_the_calls_own_encoder(stock_assets, reply_chunks, codec):
+    """The benchmark's figures come from the encoder a call really uses (aiortc's): every frame
+    gives RTP packets, and the totals add up."""
+    from faces.training.bench import bench_render
+
+    result = bench_render(stock_assets, 1.0, codec=codec, chunks=reply_chunks)
+    assert result["frames"] == 25 and result["codec"] == codec
+    assert result["encode_ms_per_frame"]["p50"] > 0 and result["render_ms_per_frame"]["p50"] > 0
+    assert result["ms_per_frame"]["mean"] >= result["encode_ms_per_frame"]["mean"]

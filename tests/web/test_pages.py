@@ -328,6 +328,37 @@ def test_preview_voice_refuses_what_the_service_refuses(web):
     assert r.status_code == 400 and "speed must be a number from 0.5 to 2.0" in r.json()["error"]
 
 
+def test_perception_coverage_says_which_queries_the_embedded_engine_cannot_answer(web):
+    queries = "Is the user looking at the screen?\nWhat colour is the user's shirt?"
+    r = web.post("/pals/perception-coverage/", editor_post(pc_perception_model="mediapipe",
+                                                           pc_visual_awareness_queries=queries))
+    assert r.status_code == 200
+    c = r.json()
+    assert [a["query"] for a in c["answerable"]] == ["Is the user looking at the screen?"]
+    assert c["answerable"][0]["signal"] == "attention"
+    assert c["unanswerable"] == ["What colour is the user's shirt?"]
+    assert "vision-llm" in c["note"]
+    # A vision model answers everything; "off" answers nothing; hosted aliases mean mediapipe.
+    r = web.post("/pals/perception-coverage/", editor_post(pc_perception_model="vision-llm",
+                                                           pc_visual_awareness_queries=queries))
+    assert r.json()["unanswerable"] == [] and len(r.json()["answerable"]) == 2
+    r = web.post("/pals/perception-coverage/", editor_post(pc_perception_model="off", pc_visual_awareness_queries=queries))
+    assert r.json()["answerable"] == [] and "off" in r.json()["note"]
+    assert web.post("/pals/perception-coverage/", {"pc_perception_model": "raven-0",
+                                                   "pc_visual_awareness_queries": queries}).json()["engine"] == "mediapipe"
+    assert web.get("/pals/perception-coverage/").status_code == 405
+
+
+def test_editor_shows_the_perception_coverage_of_a_saved_pal(web, account):
+    pal = make_pal(account=account, layers={"perception": {"perception_model": "mediapipe", "visual_awareness_queries": [
+        "Is the user smiling?", "Is the user holding a cup?"]}})
+    html = web.get(f"/pals/{pal.id}/").content.decode()
+    box = html[html.index('id="perception-coverage"'):]
+    box = box[: box.index("</div>")]
+    assert "✓</span> Is the user smiling?" in box and "(smiling)" in box
+    assert "✗</span> Is the user holding a cup?" in box and "needs vision-llm" in box
+
+
 def _stream_text(response) -> str:
     async def collect():
         return b"".join([part async for part in response.streaming_content])

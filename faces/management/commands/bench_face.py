@@ -14,8 +14,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--face", default="rstock000001")
         parser.add_argument("--seconds", type=float, default=10.0)
-        parser.add_argument("--codec", choices=["h264", "vp8"], default="h264",
-                            help="the encoder to time (browsers take both)")
+        parser.add_argument("--codec", choices=["vp8", "h264"], default="vp8",
+                            help="the call's encoder to time (aiortc's; browsers negotiate VP8 first)")
         parser.add_argument("--greenscreen", action="store_true")
         parser.add_argument("--json", dest="json_path")
 
