@@ -177,6 +177,15 @@ def _walk(page, expect, site, llm_url: str, training_file: Path) -> None:
     audio.scroll_into_view_if_needed()
     shot(page, "06_pal_voice_preview")
 
+    # Perception: as queries are typed, the editor says which the embedded engine can answer.
+    page.get_by_label("Visual awareness questions (one per line)").fill(
+        "Is the user smiling?\nWhat colour is the user's shirt?")
+    coverage = page.locator("#perception-coverage")
+    expect(coverage.locator("li.no")).to_contain_text("What colour is the user's shirt?", timeout=10_000)
+    expect(coverage.locator("li.ok")).to_contain_text("Is the user smiling?")
+    coverage.scroll_into_view_if_needed()
+    shot(page, "06b_pal_perception")
+
     page.get_by_role("button", name="Create PAL").first.click()
     expect(page.locator(".flash-success")).to_contain_text("Created Ada the tutor")
     pal_url = page.url
