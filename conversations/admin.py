@@ -70,12 +70,14 @@ class ConversationAdmin(admin.ModelAdmin):
                                "require_auth", "token", "max_participants", "properties_pretty",
                                "document_retrieval_strategy")}),
         ("PAL at creation (secrets masked)", {"fields": ("snapshot",), "classes": ("collapse",)}),
+        ("Results", {"fields": ("perception_analysis", "recording_file", "recording_duration")}),
         ("Times", {"fields": ("created_at", "started_at", "ended_at", "deleted_at", "session_channel")}),
     )
     readonly_fields = ("id", "conversation_name", "account", "pal", "face", "status", "duration", "shutdown_reason",
                        "conversational_context", "custom_greeting", "callback_url", "audio_only", "test_mode",
                        "require_auth", "token", "max_participants", "properties_pretty", "document_retrieval_strategy",
-                       "snapshot", "created_at", "started_at", "ended_at", "deleted_at", "session_channel")
+                       "snapshot", "created_at", "started_at", "ended_at", "deleted_at", "session_channel",
+                       "perception_analysis", "recording_file", "recording_duration")
 
     def has_add_permission(self, request) -> bool:
         return False  # conversations are created over the API or with "Talk now"

@@ -37,6 +37,9 @@ class Conversation(models.Model):
     pal_snapshot = models.JSONField(default=dict, blank=True)
     shutdown_reason = models.CharField(max_length=100, blank=True)
     perception_analysis = models.TextField(blank=True)
+    # With properties.enable_recording: the call's file (relative to DATA_DIR) and its length.
+    recording_file = models.CharField(max_length=300, blank=True)
+    recording_duration = models.FloatField(null=True, blank=True)
     # The channel of the server process that holds the live session (for REST end/interrupt).
     session_channel = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
@@ -65,7 +67,10 @@ class PropertiesSerializer(StrictSerializer):
                                                         help_text="Seconds the call waits after the last person leaves (default 0).")
     participant_absent_timeout = serializers.IntegerField(min_value=10, max_value=3600, required=False,
                                                           help_text="Seconds from creation before the call ends if nobody joins (default 300).")
-    enable_recording = serializers.BooleanField(required=False)
+    enable_recording = serializers.BooleanField(
+        required=False, help_text="Record the call (face video, the replica's voice and the participants' microphones; "
+        "not their cameras) to one MP4 (M4A when audio-only); when it ends, application.recording_ready gives "
+        "its storage_uri, GET /v2/conversations/{id}/recording.")
     enable_closed_captions = serializers.BooleanField(required=False)
     apply_greenscreen = serializers.BooleanField(required=False, help_text="Render the face on RGB(0,255,155).")
     language = serializers.CharField(required=False, max_length=40,
@@ -210,7 +215,10 @@ def conversation_delete(*, conversation: Conversation, hard: bool = False) -> No
         conversation_end(conversation=conversation)
         conversation.refresh_from_db()
     if hard:
+        recording = recording_path(conversation)
         conversation.delete()  # cascades to the transcript and the events
+        if recording is not None:
+            transaction.on_commit(lambda: recording.unlink(missing_ok=True))
     else:
         Conversation.objects.filter(pk=conversation.pk).update(deleted_at=timezone.now())
 
@@ -250,6 +258,41 @@ def conversation_set_perception_analysis(*, conversation_id: str, analysis: str)
     if Conversation.objects.filter(pk=conversation_id).update(perception_analysis=analysis):
         event_record(conversation=conversation_id, message_type="application",
                      event_type="application.perception_analysis", properties={"analysis": analysis})
+
+
+def recording_path_for(conversation_id: str, *, video: bool) -> Path:
+    """Where a live session writes the recording of ``conversation_id``."""
+    return Path(settings.DATA_DIR) / "recordings" / f"{conversation_id}{'.mp4' if video else '.m4a'}"
+
+
+def recording_path(conversation: Conversation) -> Path | None:
+    """The conversation's recording file, if it has one that exists."""
+    if not conversation.recording_file:
+        return None
+    path = Path(settings.DATA_DIR) / conversation.recording_file
+    return path if path.is_file() else None
+
+
+def recording_url(conversation: Conversation, *, base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/v2/conversations/{conversation.pk}/recording"
+
+
+@transaction.atomic
+def conversation_set_recording(*, conversation_id: str, path: Path, duration_s: float, base_url: str) -> None:
+    """Store a finished recording and send ``application.recording_ready`` {storage_uri, duration}."""
+    try:
+        relative = str(Path(path).resolve().relative_to(Path(settings.DATA_DIR).resolve()))
+    except ValueError:
+        relative = str(Path(path).resolve())
+    conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+    if conversation is None:  # hard-deleted during the call: the file has no owner left
+        transaction.on_commit(lambda: Path(path).unlink(missing_ok=True))
+        return
+    conversation.recording_file = relative
+    conversation.recording_duration = duration_s
+    conversation.save(update_fields=["recording_file", "recording_duration", "updated_at"])
+    event_record(conversation=conversation, message_type="application", event_type="application.recording_ready",
+                 properties={"storage_uri": recording_url(conversation, base_url=base_url), "duration": duration_s})
 
 
 def utterance_record(*, conversation_id: str, role: str, content: str, inference_id: str = "", turn_idx: int = 0,

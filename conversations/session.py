@@ -76,6 +76,7 @@ class SessionConfig:
     participant_absent_timeout: float = 300
     created_at_epoch: float = 0.0
     callback_url: str = ""
+    enable_recording: bool = False
 
 
 def load_session_config(conversation_id: str) -> SessionConfig | None:
@@ -119,6 +120,7 @@ def load_session_config(conversation_id: str) -> SessionConfig | None:
         participant_absent_timeout=float(props.get("participant_absent_timeout", 300)),
         created_at_epoch=conv.created_at.timestamp(),
         callback_url=conv.callback_url,
+        enable_recording=bool(props.get("enable_recording")),
     )
 
 
@@ -178,6 +180,9 @@ class ConversationSession:
         self._assistant_rows: dict[str, int] = {}
         self.perception = None  # PerceptionMonitor when the PAL's perception layer is on (set in open)
         self._user_away = False
+        self.recorder = None  # CallRecorder with properties.enable_recording (set in open)
+        #: where this server is reached (from the first participant's request; PUBLIC_URL wins)
+        self.base_url = settings.PUBLIC_URL
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
@@ -193,6 +198,8 @@ class ConversationSession:
             self.perception.add_listener(self._on_perception_change)
         self.pump = MediaPump(self.pipeline.read_audio, self.pipeline.video_frame if renderer else None,
                               audio_only=self.config.audio_only or renderer is None)
+        if self.config.enable_recording:
+            self._start_recorder(None if self.config.audio_only or renderer is None else (renderer.width, renderer.height))
         self._spawn(self._writer(), "writer")
         self._spawn(self._timers(), "timers")
         layer = get_channel_layer()
@@ -206,6 +213,33 @@ class ConversationSession:
             # Evaluate the system prompt now (while the page connects and the greeting plays),
             # so the first reply does not pay for it (~1 s for a 130-token prompt on 2 cores).
             self._spawn(self._warm_up(engines.llm), "warm_up")
+
+    def _start_recorder(self, video_size: tuple[int, int] | None) -> None:
+        from conversations.realtime.recorder import CallRecorder
+        from conversations.services import recording_path_for
+
+        self.recorder = CallRecorder(recording_path_for(self.id, video=video_size is not None), video_size=video_size)
+        self.recorder.start()
+        self.pump.recorder = self.recorder
+
+    def _on_mic_audio(self, pcm, rate: int, channels: int) -> None:
+        self.pipeline.push_audio(pcm, rate, channels=channels)
+        if self.recorder is not None:
+            self.recorder.add_user_audio(pcm, rate, channels)
+
+    async def _finish_recording(self) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        recording = await asyncio.to_thread(recorder.close)
+        if recording is None:
+            if recorder.error:
+                self._on_event({"message_type": "system", "event_type": "system.error", "conversation_id": self.id,
+                                "timestamp": time.time(),
+                                "properties": {"engine": "recorder", "message": f"the recording failed: {recorder.error}"}})
+            return
+        logger.info("recording %s: %.1f s, %d bytes", recording.path.name, recording.duration_s, recording.size_bytes)
+        await database_sync_to_async(_store_recording)(self.id, recording, self.base_url or "http://localhost:8000")
 
     async def _warm_up(self, llm) -> None:
         try:
@@ -241,7 +275,7 @@ class ConversationSession:
             await participant.peer.close()
         peer = PeerSession(
             pump=self.pump,
-            on_audio=lambda pcm, rate, channels: self.pipeline.push_audio(pcm, rate, channels=channels),
+            on_audio=self._on_mic_audio,
             on_message=lambda msg: self.handle_client_message(msg, participant),
             on_closed=lambda p: self._peer_closed(participant, p),
             on_video=self._on_camera_frame,
@@ -304,6 +338,7 @@ class ConversationSession:
                 await participant.peer.close()
         if self.pump is not None:
             await self.pump.close()
+        await self._finish_recording()
         if self.pipeline is not None:
             await self.pipeline.close()
             llm = getattr(self.pipeline.engines, "llm", None)
@@ -520,6 +555,13 @@ def _end_conversation(conversation_id: str, reason: str) -> None:
     conv = Conversation.objects.filter(pk=conversation_id).first()
     if conv is not None:
         conversation_end(conversation=conv, reason=reason)
+
+
+def _store_recording(conversation_id: str, recording, base_url: str) -> None:
+    from conversations.services import conversation_set_recording
+
+    conversation_set_recording(conversation_id=conversation_id, path=recording.path,
+                               duration_s=recording.duration_s, base_url=base_url)
 
 
 def _store_perception_analysis(conversation_id: str, analysis: str) -> None:

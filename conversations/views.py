@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -198,6 +198,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     events = list(selectors.conversation_events(conversation=conversation))
     rows = turn_latencies(utterances)
     snapshot = conversation.pal_snapshot or {}
+    recording = services.recording_path(conversation)
     stats = None
     if rows:
         stats = {label: _median([r.segments[i][2] for r in rows]) for i, (_, label, _) in enumerate(SEGMENTS)}
@@ -215,7 +216,19 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         "pal_name": snapshot.get("pal_name") or (conversation.pal.pal_name if conversation.pal else ""),
         "call_url": selectors.conversation_url(conversation, base_url=base_url(request)),
         "shutdown_text": SHUTDOWN_TEXT.get(conversation.shutdown_reason, conversation.shutdown_reason),
+        "has_recording": recording is not None,
+        "recording_is_video": recording is not None and recording.suffix == ".mp4",
     })
+
+
+@login_required
+def conversation_recording(request: HttpRequest, conversation_id: str) -> FileResponse:
+    """The call's recording, for its owner (the same file the API serves)."""
+    path = services.recording_path(_get(request, conversation_id))
+    if path is None:
+        raise Http404("This conversation has no recording")
+    return FileResponse(path.open("rb"), content_type="video/mp4" if path.suffix == ".mp4" else "audio/mp4",
+                        filename=path.name)
 
 
 @login_required

@@ -37,6 +37,8 @@ urlpatterns = [
     # conversations
     path("conversations/", conversation_views.conversation_list, name="conversation_list"),
     path("conversations/<str:conversation_id>/", conversation_views.conversation_detail, name="conversation_detail"),
+    path("conversations/<str:conversation_id>/recording", conversation_views.conversation_recording,
+         name="conversation_recording"),
     path("conversations/<str:conversation_id>/end/", conversation_views.conversation_end, name="conversation_end"),
     path("conversations/<str:conversation_id>/delete/", conversation_views.conversation_delete,
          name="conversation_delete"),

@@ -1,6 +1,8 @@
 """REST v2: /v2/conversations."""
 from __future__ import annotations
 
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.parsers import JSONParser
@@ -41,6 +43,9 @@ def render_conversation(conversation: Conversation, request, *, verbose: bool = 
             shutdown_reason=conversation.shutdown_reason or None,
             started_at=conversation.started_at.isoformat() if conversation.started_at else None,
             ended_at=conversation.ended_at.isoformat() if conversation.ended_at else None,
+            recording_url=(services.recording_url(conversation, base_url=base_url(request))
+                           if conversation.recording_file else None),
+            recording_duration=conversation.recording_duration,
         )
     if verbose:
         data["events"] = [
@@ -91,6 +96,9 @@ class ConversationOutputSerializer(ConversationCreatedSerializer):
     shutdown_reason = serializers.CharField(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
     ended_at = serializers.DateTimeField(allow_null=True)
+    recording_url = serializers.CharField(allow_null=True, help_text="(ours) with properties.enable_recording, "
+                                          "once the call has ended: GET it with the API key")
+    recording_duration = serializers.FloatField(allow_null=True)
     events = ConversationEventSerializer(many=True, required=False)
     transcript = serializers.ListField(child=serializers.DictField(), required=False)
 
@@ -105,6 +113,11 @@ class ConversationViewSet(viewsets.ViewSet):
     parser_classes = [JSONParser]
     lookup_field = "conversation_id"
     lookup_value_regex = "[^/]+"
+
+    def perform_content_negotiation(self, request, force=False):
+        # A client fetching the recording may ask for its media type (Accept: video/mp4): the
+        # file is served as it is, and an error on that route is still JSON.
+        return super().perform_content_negotiation(request, force=force or self.action == "recording")
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("page", int),
                                OpenApiParameter("status", str, enum=["active", "ended"])],
@@ -131,6 +144,21 @@ class ConversationViewSet(viewsets.ViewSet):
     def end(self, request, conversation_id=None):
         conversation = services.conversation_end(conversation=self._get(request, conversation_id))
         return Response(render_conversation(conversation, request))
+
+    @extend_schema(responses={(200, "video/mp4"): OpenApiTypes.BINARY, (200, "audio/mp4"): OpenApiTypes.BINARY,
+                              404: OpenApiTypes.OBJECT},
+                   description="(ours) The call's recording (properties.enable_recording): MP4 (face video, "
+                               "reply and microphone audio) or M4A for audio-only calls. 404 until it is ready.")
+    @action(detail=True, methods=["get"])
+    def recording(self, request, conversation_id=None):
+        conversation = self._get(request, conversation_id)
+        path = services.recording_path(conversation)
+        if path is None:
+            raise NotFoundError("This conversation has no recording" + (
+                "" if conversation.properties.get("enable_recording") else " (enable_recording was off)"))
+        content_type = "video/mp4" if path.suffix == ".mp4" else "audio/mp4"
+        return FileResponse(path.open("rb"), content_type=content_type, as_attachment=False,
+                            filename=f"{conversation.pk}{path.suffix}")
 
     @extend_schema(parameters=[OpenApiParameter("hard", bool)], responses={204: None})
     def destroy(self, request, conversation_id=None):

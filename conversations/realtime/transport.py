@@ -131,6 +131,8 @@ class MediaPump:
         self.render_errors = 0
         self._last_rgb: np.ndarray | None = None
         self.render_ms: list[float] = []
+        #: a ``CallRecorder`` (or None): gets every audio and video frame the peers get
+        self.recorder: Any = None
 
     def add_tracks(self) -> tuple[QueuedTrack, QueuedTrack | None]:
         audio = QueuedTrack("audio")
@@ -179,6 +181,8 @@ class MediaPump:
                 # Audio first: what is read now is what plays at audio_n * 20 ms.
                 while audio_n * AUDIO_PTIME_S <= now:
                     pcm = self._read_audio(AUDIO_SAMPLES) if self._audio_tracks else np.zeros(AUDIO_SAMPLES, np.int16)
+                    if self.recorder is not None:
+                        self.recorder.add_reply_audio(pcm, audio_n)
                     frame = AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1),
                                                     format="s16", layout="mono")
                     frame.sample_rate = AUDIO_RATE
@@ -226,6 +230,8 @@ class MediaPump:
             del self.render_ms[:250]
         if rgb is None:
             return
+        if self.recorder is not None:
+            self.recorder.add_video(rgb, n)
         frame = VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = int(n * VIDEO_CLOCK / VIDEO_FPS)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)

@@ -166,3 +166,28 @@ def test_webhooks_are_queued_signed_on_end(api, face, pal, monkeypatch, django_c
     kinds = [p["event_type"] for _, p in sent]
     assert kinds == ["system.shutdown", "application.transcription_ready"]
     assert all(p["conversation_id"] == cid and p["webhook_url"] == "https://hooks.example.com/x" for _, p in sent)
+
+
+def test_recording_download_and_its_absence(api, other_api, face, pal, settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    from conversations.services import conversation_set_recording, recording_path_for
+
+    cid = api.post("/v2/conversations", {"face_id": face.id, "pal_id": pal.id}, format="json").json()["conversation_id"]
+    r = api.get(f"/v2/conversations/{cid}/recording", HTTP_ACCEPT="video/mp4")
+    assert r.status_code == 404 and "no recording (enable_recording was off)" in r.json()["error"]
+    assert api.get(f"/v2/conversations/{cid}").json()["recording_url"] is None
+
+    path = recording_path_for(cid, video=False)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"m4a bytes")
+    conversation_set_recording(conversation_id=cid, path=path, duration_s=12.5, base_url="https://cvi.example")
+    r = api.get(f"/v2/conversations/{cid}/recording")
+    assert r.status_code == 200 and r["Content-Type"] == "audio/mp4" and b"".join(r.streaming_content) == b"m4a bytes"
+    body = api.get(f"/v2/conversations/{cid}?verbose=true").json()
+    assert body["recording_duration"] == 12.5 and body["recording_url"].endswith(f"/v2/conversations/{cid}/recording")
+    ready = [e for e in body["events"] if e["event_type"] == "application.recording_ready"]
+    assert ready[0]["properties"] == {"storage_uri": f"https://cvi.example/v2/conversations/{cid}/recording",
+                                      "duration": 12.5}
+    assert other_api.get(f"/v2/conversations/{cid}/recording").status_code == 404
+    # A soft delete keeps the file; a hard delete erases it.
+    assert api.delete(f"/v2/conversations/{cid}").status_code == 204 and path.exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import av
 import numpy as np
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -165,3 +166,58 @@ def test_barge_in_through_the_transport_stops_reply_audio(stock_conversation):
     replies = list(Utterance.objects.filter(conversation=conv, role="assistant").order_by("id"))
     assert [r.interrupted for r in replies[:2]] == [False, True]  # the greeting, then the cut reply
     assert replies[1].content and replies[1].content in LONG_REPLY
+
+
+def test_a_recorded_call_gives_one_file_with_the_face_the_reply_and_the_person(stock_conversation, api, settings, tmp_path):
+    """enable_recording: the face video, the replica's voice and the person's microphone end up
+    in one MP4, announced by application.recording_ready and served by the API (with its key)."""
+    conv = stock_conversation(properties={"enable_recording": True})
+
+    async def scenario():
+        from conversations.session import SESSIONS
+
+        client = await _client(conv.id)
+        try:
+            t_greeted, _ = await client.wait_event("conversation.replica.stopped_speaking", timeout=30)
+            await asyncio.sleep(1.0)
+            await client.say(speech48k("I would like to record this call, please.", voice="en-us+m3"))
+            await asyncio.sleep(0.5)
+        finally:
+            await client.close()
+        # The call ends before the replica answers: the last seconds hold the person's voice only.
+        await SESSIONS[conv.id].end("end_conversation_endpoint_hit")
+
+    run(scenario(), 180)
+    conv.refresh_from_db()
+    assert conv.recording_file.endswith(f"{conv.id}.mp4") and conv.recording_duration > 3
+    event = conv.events.get(event_type="application.recording_ready")
+    assert event.properties["storage_uri"].endswith(f"/v2/conversations/{conv.id}/recording")
+    assert event.properties["duration"] == conv.recording_duration
+
+    r = api.get(f"/v2/conversations/{conv.id}/recording")
+    assert r.status_code == 200 and r["Content-Type"] == "video/mp4"
+    path = tmp_path / "download.mp4"
+    path.write_bytes(b"".join(r.streaming_content))
+    with av.open(str(path)) as c:
+        assert {s.type: s.codec_context.name for s in c.streams} == {"audio": "aac", "video": "h264"}
+        video = c.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (512, 512)
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        audio = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+    seconds = len(audio) / 48_000
+    assert abs(len(frames) / 25 - seconds) < 1.0  # video and audio cover the same call
+    assert frames[len(frames) // 2].mean() > 40  # the face, not black
+    # Loudness per 100 ms: the greeting, a quiet gap, then the person's question (mixed in).
+    level = np.sqrt(np.mean(audio[: len(audio) // 4800 * 4800].reshape(-1, 4800) ** 2, axis=1))
+    voiced = level > 0.02
+    assert voiced[: len(voiced) // 3].any(), "no greeting in the recording"
+    assert voiced[-25:].sum() >= 5, "the person's voice is missing from the recording"
+    assert api.get(f"/v2/conversations/{conv.id}").json()["recording_url"].endswith("/recording")
+
+    # A hard delete erases the recording with the transcript.
+    recording = settings.DATA_DIR / conv.recording_file
+    assert recording.exists()
+    assert api.delete(f"/v2/conversations/{conv.id}?hard=true").status_code == 204
+    assert not recording.exists()

@@ -565,6 +565,26 @@ def test_conversation_list_and_transcript_with_latency_chart(web, account):
     assert "860 ms" in html and "950 ms" in html
 
 
+def test_a_recorded_conversation_plays_on_its_page_for_its_owner_only(web, client, account, other_account, settings):
+    from conversations.services import conversation_set_recording, recording_path_for
+
+    c = _conversation_with_turns(account)
+    c.properties = {**c.properties, "enable_recording": True}
+    c.save()
+    assert "none was made" in web.get(f"/conversations/{c.id}/").content.decode() or c.status == "active"
+    path = recording_path_for(c.id, video=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"mp4 bytes")
+    conversation_set_recording(conversation_id=c.id, path=path, duration_s=42.0, base_url="http://testserver")
+    html = web.get(f"/conversations/{c.id}/").content.decode()
+    assert f'<video class="recording" controls preload="metadata" src="/conversations/{c.id}/recording"' in html
+    assert "42 s" in html
+    r = web.get(f"/conversations/{c.id}/recording")
+    assert r.status_code == 200 and r["Content-Type"] == "video/mp4" and b"".join(r.streaming_content) == b"mp4 bytes"
+    client.force_login(other_account)
+    assert client.get(f"/conversations/{c.id}/recording").status_code == 404
+
+
 def test_turn_latencies_never_negative_and_sum_to_the_last_mark():
     from conversations.views import turn_latencies
 
