@@ -31,6 +31,8 @@ VIDEO_FPS = 25
 MAX_USER_BUFFER_S = 1.0
 #: frames waiting for the encoder thread (about 10 s of a call); past it, frames are dropped
 MAX_QUEUE = 750
+#: past this many waiting frames, video frames are dropped (audio keeps the rest of the queue)
+VIDEO_QUEUE_LIMIT = MAX_QUEUE // 2
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class CallRecorder:
     def add_video(self, rgb: np.ndarray, index: int) -> None:
         """The pump's video frame ``index`` (RGB, 25 fps)."""
         if self._closed or self.video_size is None:
+            return
+        if self._queue.qsize() > VIDEO_QUEUE_LIMIT:
+            self.dropped_frames += 1  # the encoder is behind: drop video first, keep the sound whole
             return
         self._put(("video", np.array(rgb, copy=True), index))  # the renderer may reuse its buffer
 

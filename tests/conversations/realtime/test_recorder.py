@@ -86,3 +86,21 @@ def test_an_encoder_failure_is_reported_and_leaves_no_file(tmp_path):
     assert rec.close() is None
     assert rec.error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_slow_encoder_loses_video_frames_before_any_sound(tmp_path, monkeypatch):
+    import conversations.realtime.recorder as recorder
+
+    monkeypatch.setattr(recorder, "MAX_QUEUE", 40)
+    monkeypatch.setattr(recorder, "VIDEO_QUEUE_LIMIT", 20)
+    rec = CallRecorder(tmp_path / "c5.mp4", video_size=(64, 64))
+    # not started yet: nothing is encoded, so the queue only fills
+    for i in range(30):
+        rec.add_reply_audio(tone(500, FRAME, start=i * FRAME), i)
+        rec.add_video(np.zeros((64, 64, 3), np.uint8), i)
+    assert rec._queue.qsize() == 40 and rec.dropped_frames == 20
+    kinds = [item[0] for item in list(rec._queue.queue)]
+    assert kinds.count("video") == 10 and kinds.count("audio") == 30
+    rec.start()
+    result = rec.close()
+    assert result is not None and abs(result.duration_s - 30 * FRAME / RATE) < 0.01
