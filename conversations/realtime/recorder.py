@@ -58,6 +58,7 @@ class CallRecorder:
         self.dropped_frames = 0
         self.audio_samples = 0
         self.video_frames = 0
+        self.encode_s = 0.0  # time the encoder thread spent encoding and writing
         self.error: str = ""
 
     @property
@@ -151,6 +152,7 @@ class CallRecorder:
                 if item is None:
                     break
                 kind, data, pts = item
+                started = time.perf_counter()
                 if kind == "audio":
                     frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
                     frame.sample_rate = RATE
@@ -162,6 +164,7 @@ class CallRecorder:
                     frame.pts, frame.time_base = pts, fractions.Fraction(1, VIDEO_FPS)
                     container.mux(video.encode(frame))
                     self.video_frames += 1
+                self.encode_s += time.perf_counter() - started
             container.mux(audio.encode(None))
             if video is not None:
                 container.mux(video.encode(None))

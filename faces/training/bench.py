@@ -44,7 +44,7 @@ def _encoder(codec: str):
 
 
 def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "vp8", realtime: bool = False,
-                 greenscreen: bool = False, chunks: list[TTSChunk] | None = None) -> dict:
+                 greenscreen: bool = False, chunks: list[TTSChunk] | None = None, record: bool = False) -> dict:
     """Render a spoken reply frame by frame at 512×512 and encode every frame with the call's
     ``codec`` encoder ("vp8" or "h264", RTP packets included; the RGB→YUV conversion counts as
     encoding). ``realtime`` paces frames at
@@ -58,6 +58,15 @@ def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "vp8
     if chunks is None:
         chunks = reply_chunks(" ".join([REPLY] * max(1, int(seconds // 8) + 1)))
     encoder = _encoder(codec)
+    recorder = None
+    if record:  # what enable_recording adds: the same frames and audio into the call's MP4
+        from conversations.realtime.recorder import CallRecorder
+
+        recorder = CallRecorder(Path(tempfile.mkdtemp(prefix="opencvi-rec-bench-")) / "call.mp4",
+                                video_size=(renderer.width, renderer.height))
+        recorder.start()
+        speech = np.concatenate([c.pcm for c in chunks]).astype(np.int16)
+        speech = np.repeat(speech, max(1, 48_000 // chunks[0].sample_rate))  # crude 48 kHz, cost is what counts
     for c in chunks:
         renderer.push_audio(c)
     render_ms, encode_ms = [], []
@@ -77,7 +86,20 @@ def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "vp8
         t2 = time.perf_counter()
         render_ms.append(1000 * (t1 - t0))
         encode_ms.append(1000 * (t2 - t1))
+        if recorder is not None:
+            recorder.add_video(rgb, i)
+            for k in (2 * i, 2 * i + 1):
+                recorder.add_reply_audio(speech[k * 960: (k + 1) * 960] if (k + 1) * 960 <= len(speech)
+                                         else np.zeros(960, np.int16), k)
     elapsed = time.perf_counter() - start
+    recording = None
+    if recorder is not None:
+        result = recorder.close()
+        recording = {"ms_per_video_frame": round(1000 * recorder.encode_s / max(1, recorder.video_frames), 2),
+                     "dropped_frames": recorder.dropped_frames,
+                     "bytes_per_second": round(result.size_bytes / max(result.duration_s, 1e-6)) if result else None}
+        if result is not None:
+            result.path.unlink(missing_ok=True)
     total = [a + b for a, b in zip(render_ms, encode_ms)]
     return {
         "frames": n, "size": renderer.width, "codec": codec, "greenscreen": greenscreen, "realtime": realtime,
@@ -87,6 +109,7 @@ def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "vp8
         "fps": round(n / elapsed, 2) if realtime else round(1000.0 / max(float(np.mean(total)), 1e-6), 1),
         "late_frames": int(sum(1 for x in total if x > 40)),
         "played_ms": round(renderer.played_ms(), 1),
+        **({"recording": recording} if recording is not None else {}),
     }
 
 

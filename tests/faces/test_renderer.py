@@ -246,7 +246,10 @@ def test_bench_render_times_the_calls_own_encoder(stock_assets, reply_chunks, co
     gives RTP packets, and the totals add up."""
     from faces.training.bench import bench_render
 
-    result = bench_render(stock_assets, 1.0, codec=codec, chunks=reply_chunks)
+    result = bench_render(stock_assets, 1.0, codec=codec, chunks=reply_chunks, record=codec == "vp8")
     assert result["frames"] == 25 and result["codec"] == codec
+    if codec == "vp8":  # with --record: the recorder encoded every frame, and its cost is reported
+        assert result["recording"]["dropped_frames"] == 0 and result["recording"]["ms_per_video_frame"] > 0
+        assert result["recording"]["bytes_per_second"] > 1000
     assert result["encode_ms_per_frame"]["p50"] > 0 and result["render_ms_per_frame"]["p50"] > 0
     assert result["ms_per_frame"]["mean"] >= result["encode_ms_per_frame"]["mean"]

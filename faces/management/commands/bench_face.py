@@ -17,9 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--codec", choices=["vp8", "h264"], default="vp8",
                             help="the call's encoder to time (aiortc's; browsers negotiate VP8 first)")
         parser.add_argument("--greenscreen", action="store_true")
+        parser.add_argument("--record", action="store_true",
+                            help="also record (enable_recording): time the recorder's H.264 + AAC encoding")
         parser.add_argument("--json", dest="json_path")
 
-    def handle(self, *args, face, seconds, codec, greenscreen, json_path, **options):
+    def handle(self, *args, face, seconds, codec, greenscreen, record, json_path, **options):
         from faces.models import Face
         from faces.services import face_assets_dir
         from faces.training import load_assets
@@ -29,6 +31,6 @@ class Command(BaseCommand):
         if obj is None or obj.status != Face.Status.READY:
             raise CommandError(f"face {face!r} is not ready (run `manage.py setup_opencvi` for the stock face)")
         data = {"face": face, **bench_render(load_assets(face_assets_dir(obj)), seconds, codec=codec,
-                                             realtime=True, greenscreen=greenscreen)}
+                                             realtime=True, greenscreen=greenscreen, record=record)}
         self.stdout.write(json.dumps(data, indent=2))
         write_json(json_path, data)
