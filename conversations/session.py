@@ -139,7 +139,9 @@ def build_engines(config: PipelineConfig) -> EngineBundle:
         )
     return EngineBundle(
         vad=registry.get_vad(),
-        tts=registry.get_tts(config.tts.tts_engine or None),
+        tts=registry.get_tts(config.tts.tts_engine or None, api_key=config.tts.api_key, voice_id=config.tts.voice_id,
+                             model=config.tts.tts_model_name, base_url=config.tts.base_url,
+                             settings={k: v for k, v in config.tts.voice_settings.items() if k != "speed"}),
         stt=None if echo else registry.get_stt(config.stt.stt_engine or None),
         llm=llm,
     )
@@ -344,6 +346,9 @@ class ConversationSession:
             llm = getattr(self.pipeline.engines, "llm", None)
             if llm is not None:
                 await llm.aclose()  # a remote endpoint's connections; a no-op for shared models
+            tts = getattr(self.pipeline.engines, "tts", None)
+            if hasattr(tts, "aclose"):
+                await tts.aclose()  # a remote TTS's connections (the embedded one is shared: no aclose)
         if self.perception is not None:
             await self.perception.close()
         await self._events.put(None)  # the writer drains what is queued, then stops

@@ -184,6 +184,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("tts_external_voice_id", ("layers", "tts", "external_voice_id")),
     Option("tts_api_key", ("layers", "tts", "api_key"), "secret"),
     Option("tts_model_name", ("layers", "tts", "tts_model_name")),
+    Option("tts_base_url", ("layers", "tts", "base_url")),
+    Option("tts_region", ("layers", "tts", "voice_settings", "region")),
     Option("tts_speed", ("layers", "tts", "voice_settings", "speed"), "float"),
     Option("tts_emotion_control", ("layers", "tts", "tts_emotion_control"), "tristate"),
     Option("tts_pronunciation_dictionary_id", ("layers", "tts", "pronunciation_dictionary_id")),
@@ -215,7 +217,8 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                                "llm_headers", "llm_extra_body", "llm_default_query", "llm_tools", "llm_temperature",
                                "llm_max_tokens", "llm_speculative_inference")),
     ("tts", "Text to speech", ("tts_engine", "tts_voice_id", "tts_speed", "tts_external_voice_id", "tts_model_name",
-                               "tts_api_key", "tts_emotion_control", "tts_pronunciation_dictionary_id")),
+                               "tts_api_key", "tts_base_url", "tts_region", "tts_emotion_control",
+                               "tts_pronunciation_dictionary_id")),
     ("perception", "Perception", ("pc_perception_model", "pc_visual_awareness_queries", "pc_perception_analysis_queries",
                                   "pc_visual_tool_prompt", "pc_visual_tools", "pc_pause_when_absent",
                                   "pc_absent_counts_as_left", "pc_base_url", "pc_model", "pc_api_key")),
@@ -324,6 +327,12 @@ class PalEditorForm(forms.Form):
     tts_api_key = forms.CharField(label="Provider API key", required=False, max_length=500,
                                   widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False))
     tts_api_key_clear = forms.BooleanField(label="Remove the stored key", required=False)
+    tts_base_url = forms.CharField(label="Speech endpoint", required=False, max_length=2000,
+                                   widget=forms.TextInput(attrs={"placeholder": "http://gpu-box:8880/v1",
+                                                                 "spellcheck": "false"}))
+    tts_region = forms.CharField(label="Azure region", required=False, max_length=50,
+                                 widget=forms.TextInput(attrs={"placeholder": "westeurope", "spellcheck": "false"}),
+                                 help_text="Azure AI Speech only: the region of your Speech resource.")
     tts_emotion_control = forms.ChoiceField(label="Emotion control", required=False, choices=TRISTATE)
     tts_pronunciation_dictionary_id = forms.CharField(label="Pronunciation dictionary id", required=False,
                                                       max_length=200)
@@ -373,6 +382,7 @@ class PalEditorForm(forms.Form):
         "tts_external_voice_id": (L.TtsLayerSerializer, "external_voice_id"),
         "tts_api_key": (L.TtsLayerSerializer, "api_key"),
         "tts_model_name": (L.TtsLayerSerializer, "tts_model_name"),
+        "tts_base_url": (L.TtsLayerSerializer, "base_url"),
         "tts_emotion_control": (L.TtsLayerSerializer, "tts_emotion_control"),
         "pc_perception_model": (L.PerceptionLayerSerializer, "perception_model"),
         "pc_visual_tool_prompt": (L.PerceptionLayerSerializer, "visual_tool_prompt"),
@@ -438,6 +448,7 @@ class PalEditorForm(forms.Form):
             initial["llm_embedded_model"] = llm.get("model", "")
         settings = dict(doc["layers"].get("tts", {}).get("voice_settings") or {})
         settings.pop("speed", None)
+        settings.pop("region", None)  # both have fields of their own
         self.extra_voice_settings = settings
         if "speculative_inference" not in llm:
             initial["llm_speculative_inference"] = True
@@ -546,7 +557,8 @@ ADVANCED = frozenset({
     "stt_pause_sensitivity", "stt_interrupt_sensitivity", "stt_smart_turn_detection",
     "llm_headers", "llm_extra_body", "llm_default_query", "llm_temperature", "llm_max_tokens",
     "llm_speculative_inference",
-    "tts_external_voice_id", "tts_model_name", "tts_api_key", "tts_emotion_control", "tts_pronunciation_dictionary_id",
+    "tts_external_voice_id", "tts_model_name", "tts_api_key", "tts_base_url", "tts_region", "tts_emotion_control",
+    "tts_pronunciation_dictionary_id",
     "pc_base_url", "pc_model", "pc_api_key", "pc_visual_tool_prompt", "pc_visual_tools",
     "cf_turn_detection_model", "cf_voice_isolation",
 })

@@ -253,7 +253,12 @@ class TtsLayerSerializer(StrictLayerSerializer):
                                               help_text="Voice id at a cloud TTS provider.")
     api_key = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Key of a cloud TTS provider.")
     tts_model_name = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Model of a cloud TTS provider.")
-    voice_settings = serializers.DictField(required=False, help_text="`speed` (0.5–2.0, 1 = normal) and engine-specific settings.")
+    base_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000,
+        help_text="(ours) Endpoint of a remote TTS engine: your own OpenAI-compatible speech server for `openai-tts` "
+                  "(e.g. http://gpu-box:8880/v1), or another region/proxy of a cloud provider.")
+    voice_settings = serializers.DictField(required=False, help_text="`speed` (0.5–2.0, 1 = normal) and engine-specific "
+                                           "settings (`region` for azure; stability, similarity_boost… for elevenlabs).")
     tts_emotion_control = serializers.BooleanField(required=False, help_text="Let the provider vary emotion (cloud engines).")
     pronunciation_dictionary_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
@@ -262,6 +267,24 @@ class TtsLayerSerializer(StrictLayerSerializer):
         if value not in names:
             raise serializers.ValidationError(f"unknown TTS engine {value!r}; available here: {', '.join(names)}")
         return value
+
+    def validate_base_url(self, value: str) -> str:
+        return _http_url(value)
+
+    def validate(self, attrs):
+        from conversations.realtime.engines.cloud_tts import REQUIRES
+
+        engine = attrs.get("tts_engine", "")
+        if engine in REQUIRES:
+            have = {"api_key": attrs.get("api_key"), "voice_id": attrs.get("voice_id") or attrs.get("external_voice_id")}
+            for name in REQUIRES[engine]:
+                if not have[name]:
+                    raise serializers.ValidationError({name: f"is required by the {engine} TTS engine"})
+            if engine == "azure" and not attrs.get("base_url") and not (attrs.get("voice_settings") or {}).get("region"):
+                raise serializers.ValidationError({"voice_settings": "azure needs voice_settings.region (or a base_url)"})
+        elif attrs.get("base_url"):
+            raise serializers.ValidationError({"base_url": f"is only used by a remote TTS engine, not {engine or 'espeak-ng'}"})
+        return attrs
 
     def validate_voice_settings(self, value: dict) -> dict:
         speed = value.get("speed")

@@ -296,16 +296,23 @@ async def _synthesise_wav(conf: dict[str, Any], text: str, language: str) -> byt
     from conversations.realtime.engines.base import VoiceOptions
     from conversations.realtime.engines.languages import language_code
 
-    tts = await asyncio.to_thread(registry.get_tts, conf.get("tts_engine") or None)
-    speed = float((conf.get("voice_settings") or {}).get("speed", 1.0))
-    voice = VoiceOptions(voice=conf.get("voice_id") or conf.get("external_voice_id") or "",
-                         language=language_code(language) or "en", speed=speed)
+    settings = dict(conf.get("voice_settings") or {})
+    speed = float(settings.pop("speed", 1.0))
+    voice_id = conf.get("voice_id") or conf.get("external_voice_id") or ""
+    tts = await asyncio.to_thread(lambda: registry.get_tts(
+        conf.get("tts_engine") or None, api_key=conf.get("api_key") or "", voice_id=voice_id,
+        model=conf.get("tts_model_name") or "", base_url=conf.get("base_url") or "", settings=settings))
+    voice = VoiceOptions(voice=voice_id, language=language_code(language) or "en", speed=speed)
     pcm: list[bytes] = []
     rate = tts.sample_rate
-    async with asyncio.timeout(30):
-        async for chunk in tts.synthesize(text, voice=voice):
-            rate = chunk.sample_rate
-            pcm.append(chunk.pcm.astype("<i2").tobytes())
+    try:
+        async with asyncio.timeout(30):
+            async for chunk in tts.synthesize(text, voice=voice):
+                rate = chunk.sample_rate
+                pcm.append(chunk.pcm.astype("<i2").tobytes())
+    finally:
+        if hasattr(tts, "aclose"):
+            await tts.aclose()
     if not pcm:
         raise ApplicationError("the voice produced no audio")
     buf = io.BytesIO()

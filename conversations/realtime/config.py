@@ -224,6 +224,7 @@ class TTSConfig:
     voice_id: str = ""  # voice_id, else external_voice_id
     api_key: str = field(default="", repr=False)
     tts_model_name: str = ""
+    base_url: str = ""  # a remote engine's endpoint (default: the provider's)
     speed: float = 1.0
     voice_settings: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
@@ -325,6 +326,7 @@ class PipelineConfig:
             voice_id=_str(tts_l.get("voice_id") or tts_l.get("external_voice_id"), "tts.voice_id"),
             api_key=_str(tts_l.get("api_key"), "tts.api_key"),
             tts_model_name=_str(tts_l.get("tts_model_name"), "tts.tts_model_name"),
+            base_url=_str(tts_l.get("base_url"), "tts.base_url").rstrip("/"),
             speed=speed,
             voice_settings=settings,
         )

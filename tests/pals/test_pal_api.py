@@ -73,6 +73,15 @@ def test_stock_pal_is_listed_and_read_only(api):
         ({"system_prompt": "x", "layers": {"brain": {}}}, "unknown option"),
         ({"system_prompt": "x", "default_face_id": "rnothere"}, "no face"),
         ({"system_prompt": "x", "pipeline_mode": "turbo"}, "pipeline_mode"),
+        ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "elevenlabs", "voice_id": "v"}}},
+         "layers.tts.api_key: is required by the elevenlabs TTS engine"),
+        ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "cartesia", "api_key": "k"}}},
+         "layers.tts.voice_id: is required by the cartesia TTS engine"),
+        ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "azure", "api_key": "k"}}}, "voice_settings.region"),
+        ({"system_prompt": "x", "layers": {"tts": {"base_url": "http://127.0.0.1:8880/v1"}}},
+         "only used by a remote TTS engine"),
+        ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "openai-tts", "base_url": "gpu-box:8880"}}},
+         "layers.tts.base_url"),
     ],
 )
 def test_validation_errors_are_clear(api, body, needle):
@@ -80,6 +89,16 @@ def test_validation_errors_are_clear(api, body, needle):
     assert r.status_code == 400, r.json()
     assert needle in r.json()["error"]
     assert Pal.objects.filter(account__isnull=False).count() == 0
+
+
+def test_a_remote_tts_engine_keeps_its_key_secret(api):
+    r = create(api, system_prompt="x", layers={"tts": {"tts_engine": "elevenlabs", "api_key": "el-secret-98765",
+                                                       "external_voice_id": "21m00Tcm4TlvDq8ikWAM",
+                                                       "voice_settings": {"stability": 0.4}}})
+    assert r.status_code == 200, r.json()
+    assert r.json()["layers"]["tts"]["api_key"] == "****8765"
+    r = create(api, system_prompt="x", layers={"tts": {"tts_engine": "openai-tts", "base_url": "http://gpu:8880/v1/"}})
+    assert r.status_code == 200 and r.json()["layers"]["tts"]["base_url"] == "http://gpu:8880/v1"
 
 
 def test_remote_llm_model_name_is_free_with_base_url(api):

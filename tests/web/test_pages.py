@@ -323,6 +323,19 @@ def test_preview_voice_returns_a_wav_of_the_current_settings(web):
     assert durations[0] > 2.0 and durations[0] > durations[1] * 1.5  # speed really changes the voice
 
 
+def test_preview_voice_plays_a_remote_tts_engine(web):
+    from tests.conversations.realtime.engines.speech_server import SpeechServer
+
+    with SpeechServer() as server:
+        r = web.post("/pals/preview-voice/", editor_post(tts_engine="openai-tts", tts_base_url=server.url + "/v1",
+                                                         tts_voice_id="af_bella", tts_speed="1.2"))
+    assert r.status_code == 200 and r["Content-Type"] == "audio/wav", r.content[:300]
+    with wave.open(io.BytesIO(r.content)) as w:
+        assert w.getframerate() == 24_000 and w.getnframes() / 24_000 > 2.0
+    body = json.loads(server.requests[0]["body"])
+    assert body["voice"] == "af_bella" and body["speed"] == 1.2 and "This is how I sound" in body["input"]
+
+
 def test_preview_voice_refuses_what_the_service_refuses(web):
     r = web.post("/pals/preview-voice/", editor_post(tts_speed="9"))
     assert r.status_code == 400 and "speed must be a number from 0.5 to 2.0" in r.json()["error"]

@@ -9,8 +9,9 @@ assembly of the model files), so call the getters from a worker thread or at sta
 Remote engines are cheap per-session objects: ``get_llm("openai", base_url=..., ...)``
 returns a new ``OpenAILLM`` each time; the session closes it (``await llm.aclose()``).
 
-Cloud TTS engines (Azure, ElevenLabs, Cartesia) are not implemented in this installation,
-so they are not listed as valid choices.
+Remote TTS engines (``cloud_tts``: an OpenAI-compatible speech endpoint, ElevenLabs, Cartesia,
+Azure) are per-session objects too: ``get_tts("elevenlabs", api_key=..., voice_id=...)``;
+close them with ``await tts.aclose()``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .base import EngineError, LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
-from . import models
+from . import cloud_tts, models
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,8 @@ _ALIASES = {
     "llm": {"qwen": "qwen2.5-0.5b", "qwen2.5-coder-0.5b": "qwen2.5-0.5b",
             "qwen2.5-coder-0.5b-instruct": "qwen2.5-0.5b", "gemma": "gemma-3-270m",
             "openai-compatible": "openai", "custom": "openai"},
-    "tts": {"espeak": "espeak-ng", "espeakng": "espeak-ng", "espeak_ng": "espeak-ng"},
+    "tts": {"espeak": "espeak-ng", "espeakng": "espeak-ng", "espeak_ng": "espeak-ng", "openai": "openai-tts",
+            "eleven_labs": "elevenlabs", "11labs": "elevenlabs", "azure-tts": "azure"},
     "vad": {"silero-vad": "silero", "silero_vad": "silero"},
 }
 
@@ -92,7 +94,11 @@ def available_engines() -> dict[str, list[dict[str, Any]]]:
         "llm": llm,
         "tts": [{"name": DEFAULT_TTS, "embedded": True, "default": True,
                  "description": "eSpeak NG via its C library; 100+ languages, word and phoneme timings",
-                 "options": ["voice_id", "voice_settings.speed"]}],
+                 "options": ["voice_id", "voice_settings.speed"]}] + [
+            {"name": name, "embedded": False, "default": False, "description": cloud_tts.DESCRIPTIONS[name],
+             "requires": list(cloud_tts.REQUIRES[name]),
+             "options": ["base_url", "voice_id", "tts_model_name", "voice_settings"]}
+            for name in cloud_tts.ENGINES],
     }
 
 
@@ -141,8 +147,16 @@ def get_stt(name: str | None = None) -> SpeechToText:
     return _load_once("stt", name, lambda: WhisperSTT(cpu_threads=_settings["stt_threads"]))  # type: ignore[return-value]
 
 
-def get_tts(name: str | None = None) -> TextToSpeech:
+def get_tts(name: str | None = None, *, api_key: str = "", voice_id: str = "", model: str = "",
+            base_url: str = "", settings: dict[str, Any] | None = None) -> TextToSpeech:
+    """The shared embedded TTS, or a new remote engine for this session (``aclose()`` it)."""
     name = canonical_name("tts", name)
+    if name in cloud_tts.ENGINES:
+        missing = [f for f in cloud_tts.REQUIRES[name] if not {"api_key": api_key, "voice_id": voice_id}[f]]
+        if missing:
+            raise EngineError(f"the {name} TTS engine needs {' and '.join(missing)}", engine=name, code="bad_config")
+        return cloud_tts.ENGINES[name](api_key=api_key, voice_id=voice_id, model=model, base_url=base_url,
+                                       settings=settings)
     if name != DEFAULT_TTS:
         raise _unknown("tts", name)
     from .tts import EspeakTTS
