@@ -273,6 +273,10 @@ def recording_path(conversation: Conversation) -> Path | None:
     return path if path.is_file() else None
 
 
+def recording_media_type(path: Path) -> str:
+    return "video/mp4" if path.suffix == ".mp4" else "audio/mp4"
+
+
 def recording_url(conversation: Conversation, *, base_url: str) -> str:
     return f"{base_url.rstrip('/')}/v2/conversations/{conversation.pk}/recording"
 

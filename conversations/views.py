@@ -217,7 +217,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         "call_url": selectors.conversation_url(conversation, base_url=base_url(request)),
         "shutdown_text": SHUTDOWN_TEXT.get(conversation.shutdown_reason, conversation.shutdown_reason),
         "has_recording": recording is not None,
-        "recording_is_video": recording is not None and recording.suffix == ".mp4",
+        "recording_is_video": recording is not None and services.recording_media_type(recording) == "video/mp4",
     })
 
 
@@ -227,8 +227,7 @@ def conversation_recording(request: HttpRequest, conversation_id: str) -> FileRe
     path = services.recording_path(_get(request, conversation_id))
     if path is None:
         raise Http404("This conversation has no recording")
-    return FileResponse(path.open("rb"), content_type="video/mp4" if path.suffix == ".mp4" else "audio/mp4",
-                        filename=path.name)
+    return FileResponse(path.open("rb"), content_type=services.recording_media_type(path), filename=path.name)
 
 
 @login_required

@@ -156,9 +156,7 @@ class ConversationViewSet(viewsets.ViewSet):
         if path is None:
             raise NotFoundError("This conversation has no recording" + (
                 "" if conversation.properties.get("enable_recording") else " (enable_recording was off)"))
-        content_type = "video/mp4" if path.suffix == ".mp4" else "audio/mp4"
-        return FileResponse(path.open("rb"), content_type=content_type, as_attachment=False,
-                            filename=f"{conversation.pk}{path.suffix}")
+        return FileResponse(path.open("rb"), content_type=services.recording_media_type(path), filename=path.name)
 
     @extend_schema(parameters=[OpenApiParameter("hard", bool)], responses={204: None})
     def destroy(self, request, conversation_id=None):

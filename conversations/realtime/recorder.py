@@ -61,10 +61,6 @@ class CallRecorder:
         self.encode_s = 0.0  # time the encoder thread spent encoding and writing
         self.error: str = ""
 
-    @property
-    def suffix(self) -> str:
-        return ".mp4" if self.video_size else ".m4a"
-
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()

@@ -22,7 +22,7 @@ def test_available_engines_lists_what_exists_here():
     names = {kind: [e["name"] for e in entries] for kind, entries in engines.items()}
     assert names["vad"] == ["silero"]
     assert names["stt"] == ["whisper-base"]
-    assert names["tts"] == ["espeak-ng"]  # no cloud TTS is implemented, so none is offered
+    assert names["tts"] == ["espeak-ng", "openai-tts", "elevenlabs", "cartesia", "azure"]  # embedded, then remote
     assert names["llm"][0] == "qwen2.5-0.5b" and "openai" in names["llm"]
     for entries in engines.values():
         assert sum(1 for e in entries if e["default"]) == 1
@@ -35,8 +35,9 @@ def test_names_and_aliases():
     assert registry.canonical_name("llm", None) == "qwen2.5-0.5b"
     assert registry.canonical_name("tts", "eSpeak") == "espeak-ng"
     assert registry.canonical_name("stt", "whisper") == "whisper-base"
-    with pytest.raises(EngineError, match="available here: espeak-ng"):
-        registry.get_tts("elevenlabs")
+    with pytest.raises(EngineError, match="unknown tts engine 'polly'; available here: espeak-ng, openai-tts"):
+        registry.get_tts("polly")
+    assert registry.canonical_name("tts", "11labs") == "elevenlabs"
     with pytest.raises(EngineError, match="unknown stt engine"):
         registry.get_stt("deepgram")
     with pytest.raises(EngineError, match="unknown llm engine"):
