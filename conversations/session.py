@@ -224,10 +224,10 @@ class ConversationSession:
         self.recorder.start()
         self.pump.recorder = self.recorder
 
-    def _on_mic_audio(self, pcm, rate: int, channels: int) -> None:
+    def _on_mic_audio(self, participant: Participant, pcm, rate: int, channels: int) -> None:
         self.pipeline.push_audio(pcm, rate, channels=channels)
         if self.recorder is not None:
-            self.recorder.add_user_audio(pcm, rate, channels)
+            self.recorder.add_user_audio(pcm, rate, channels, source=participant)
 
     async def _finish_recording(self) -> None:
         recorder, self.recorder = self.recorder, None
@@ -277,7 +277,7 @@ class ConversationSession:
             await participant.peer.close()
         peer = PeerSession(
             pump=self.pump,
-            on_audio=self._on_mic_audio,
+            on_audio=lambda pcm, rate, channels: self._on_mic_audio(participant, pcm, rate, channels),
             on_message=lambda msg: self.handle_client_message(msg, participant),
             on_closed=lambda p: self._peer_closed(participant, p),
             on_video=self._on_camera_frame,

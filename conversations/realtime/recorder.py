@@ -51,8 +51,8 @@ class CallRecorder:
         self.video_size = video_size
         self._tmp = self.path.with_name(self.path.name + ".part")
         self._queue: queue.Queue = queue.Queue(MAX_QUEUE)
-        self._user = np.zeros(0, np.int16)
-        self._user_lock = threading.Lock()
+        self._mics: dict[object, np.ndarray] = {}  # per participant: audio waiting to be mixed
+        self._mic_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{self.path.stem}", daemon=True)
         self._closed = False
         self.dropped_frames = 0
@@ -66,8 +66,9 @@ class CallRecorder:
         self._thread.start()
 
     # ------------------------------------------------------------------ inputs (event loop)
-    def add_user_audio(self, pcm: np.ndarray, rate: int, channels: int = 1) -> None:
-        """Microphone audio as it arrives (any rate, int16 or float, interleaved channels)."""
+    def add_user_audio(self, pcm: np.ndarray, rate: int, channels: int = 1, *, source: object = None) -> None:
+        """Microphone audio as it arrives (any rate, int16 or float, interleaved channels);
+        ``source`` tells participants apart, so two people talking at once are mixed, not queued."""
         if self._closed:
             return
         x = np.asarray(pcm)
@@ -77,8 +78,9 @@ class CallRecorder:
         if rate != RATE:
             x = resample(x, rate, RATE)
         x16 = (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
-        with self._user_lock:
-            self._user = np.concatenate([self._user, x16])[-int(MAX_USER_BUFFER_S * RATE):]
+        with self._mic_lock:
+            waiting = self._mics.get(source, np.zeros(0, np.int16))
+            self._mics[source] = np.concatenate([waiting, x16])[-int(MAX_USER_BUFFER_S * RATE):]
 
     def add_reply_audio(self, pcm: np.ndarray, index: int) -> None:
         """The pump's audio frame ``index`` (int16, 48 kHz mono), with the microphone mixed in."""
@@ -86,10 +88,11 @@ class CallRecorder:
             return
         reply = np.asarray(pcm, np.int16).reshape(-1)
         n = len(reply)
-        with self._user_lock:
-            mic, self._user = self._user[:n], self._user[n:]
         mixed = reply.astype(np.int32)
-        mixed[: len(mic)] += mic
+        with self._mic_lock:
+            for source, waiting in self._mics.items():
+                mixed[: min(n, len(waiting))] += waiting[:n]
+                self._mics[source] = waiting[n:]
         self._put(("audio", np.clip(mixed, -32768, 32767).astype(np.int16), index * n))
 
     def add_video(self, rgb: np.ndarray, index: int) -> None:

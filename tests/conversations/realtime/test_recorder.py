@@ -104,3 +104,19 @@ def test_a_slow_encoder_loses_video_frames_before_any_sound(tmp_path, monkeypatc
     rec.start()
     result = rec.close()
     assert result is not None and abs(result.duration_s - 30 * FRAME / RATE) < 0.01
+
+
+def test_two_people_talking_at_once_are_mixed_not_queued(tmp_path):
+    rec = CallRecorder(tmp_path / "c6.m4a")
+    rec.start()
+    for i in range(50):  # 1 s: both speak the whole time, at 48 kHz and at 16 kHz
+        a = np.sin(2 * np.pi * 300 * (np.arange(FRAME) + i * FRAME) / RATE) * 0.2 * 32767
+        b = np.sin(2 * np.pi * 700 * (np.arange(320) + i * 320) / 16_000) * 0.2 * 32767
+        rec.add_user_audio(a.astype(np.int16), RATE, source="ann")
+        rec.add_user_audio(b.astype(np.int16), 16_000, source="bob")
+        rec.add_reply_audio(np.zeros(FRAME, np.int16), i)
+    result = rec.close()
+    assert result is not None and abs(result.duration_s - 1.0) < 0.05  # not 2 s of one after the other
+    _, audio, _ = decode(result.path)
+    middle = audio[RATE // 4: 3 * RATE // 4]
+    assert power_at(middle, 300) > 0.3 * power_at(middle, 700) and power_at(middle, 700) > 0.3 * power_at(middle, 300)
