@@ -241,7 +241,10 @@ class ConversationSession:
                                 "properties": {"engine": "recorder", "message": f"the recording failed: {recorder.error}"}})
             return
         logger.info("recording %s: %.1f s, %d bytes", recording.path.name, recording.duration_s, recording.size_bytes)
-        await database_sync_to_async(_store_recording)(self.id, recording, self.base_url or "http://localhost:8000")
+        try:
+            await database_sync_to_async(_store_recording)(self.id, recording, self.base_url or "http://localhost:8000")
+        except Exception:  # noqa: BLE001 - the shutdown must go on; the file stays for an operator
+            logger.exception("could not store the recording %s", recording.path)
 
     async def _warm_up(self, llm) -> None:
         try:
