@@ -273,6 +273,30 @@ def recording_path(conversation: Conversation) -> Path | None:
     return path if path.is_file() else None
 
 
+#: a recording still being written is touched every few seconds; one left alone this long is
+#: the remains of a server process that died mid-call (an MP4 without its index: unplayable)
+ABANDONED_RECORDING_S = 3600
+
+
+def recordings_remove_abandoned(*, now: float | None = None) -> list[str]:
+    """Delete half-written recordings (``*.part``) that nothing has written to for an hour."""
+    import time
+
+    folder = Path(settings.DATA_DIR) / "recordings"
+    now = time.time() if now is None else now
+    removed = []
+    for part in folder.glob("*.part") if folder.is_dir() else ():
+        try:
+            if now - part.stat().st_mtime > ABANDONED_RECORDING_S:
+                part.unlink()
+                removed.append(part.name)
+        except FileNotFoundError:
+            continue  # finished (renamed) or removed meanwhile
+    if removed:
+        logger.warning("removed %d abandoned recording(s): %s", len(removed), ", ".join(removed))
+    return removed
+
+
 def recording_media_type(path: Path) -> str:
     return "video/mp4" if path.suffix == ".mp4" else "audio/mp4"
 

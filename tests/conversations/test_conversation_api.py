@@ -191,3 +191,24 @@ def test_recording_download_and_its_absence(api, other_api, face, pal, settings,
     assert other_api.get(f"/v2/conversations/{cid}/recording").status_code == 404
     # A soft delete keeps the file; a hard delete erases it.
     assert api.delete(f"/v2/conversations/{cid}").status_code == 204 and path.exists()
+
+
+def test_half_written_recordings_left_by_a_dead_process_are_removed(settings, tmp_path):
+    import os
+    import time
+
+    from conversations.services import recordings_remove_abandoned
+    from conversations.tasks import conversation_fail_stale
+
+    settings.DATA_DIR = tmp_path
+    assert recordings_remove_abandoned() == []  # no folder yet: nothing to do
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    (folder / "cdead.mp4.part").write_bytes(b"x")
+    (folder / "clive.mp4.part").write_bytes(b"x")
+    (folder / "cdone.mp4").write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    os.utime(folder / "cdead.mp4.part", (two_hours_ago, two_hours_ago))
+    os.utime(folder / "cdone.mp4", (two_hours_ago, two_hours_ago))
+    conversation_fail_stale()  # the beat job does it
+    assert sorted(p.name for p in folder.iterdir()) == ["cdone.mp4", "clive.mp4.part"]
