@@ -7,7 +7,9 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
+        from conversations.realtime import netguard
         from conversations.realtime.engines import registry
 
         # Engines read their model files from the data dir that setup_opencvi filled.
         registry.configure(model_dir=settings.MODELS_DIR)
+        netguard.configure(allow_private=settings.ALLOW_PRIVATE_URLS)

@@ -248,6 +248,9 @@ WEBHOOK_SECRET = env_str("WEBHOOK_SECRET") or SECRET_KEY
 # Face training: require the consent statement ("I, <face_name>, am currently speaking and give
 # consent ...") in the first seconds of a training video.
 FACE_CONSENT_REQUIRED = env_bool("FACE_CONSENT_REQUIRED", False)
+# Remote engines, face downloads and webhooks go where accounts say. A server shared by several
+# accounts can refuse loopback/private/link-local addresses (redirects included).
+ALLOW_PRIVATE_URLS = env_bool("ALLOW_PRIVATE_URLS", True)
 
 # ICE for WebRTC: none by default (no external traffic); comma-separated stun:/turn: URLs.
 ICE_SERVERS = env_list("ICE_SERVERS", [])

@@ -15,6 +15,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from conversations.realtime import netguard
+
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-OpenCVI-Signature"
@@ -46,9 +48,13 @@ def webhook_deliver(self, url: str, payload: dict) -> int:
     body = encode(payload)
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body), "User-Agent": "OpenCVI-Webhooks/1"}
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=10)
+        with netguard.client(timeout=10) as client:
+            response = client.post(url, content=body, headers=headers)
         if response.status_code >= 500 or response.status_code == 429:
             raise httpx.HTTPStatusError("retryable status", request=response.request, response=response)
+    except netguard.PrivateAddressRefused as exc:
+        logger.warning("webhook to %s refused: %s", url, exc)
+        return 0
     except httpx.HTTPError as exc:
         delay = min(300, 2 ** (self.request.retries + 1))
         logger.warning("webhook to %s failed (attempt %d): %s", url, self.request.retries + 1, exc)

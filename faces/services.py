@@ -150,9 +150,11 @@ def _notify(face_id: str) -> None:
 def _download(url: str, dest: Path, *, kind: str) -> Path:
     import httpx
 
+    from conversations.realtime import netguard
+
     limit = settings.MAX_UPLOAD_BYTES
     try:
-        with httpx.stream("GET", url, timeout=30, follow_redirects=True) as response:
+        with netguard.client(timeout=30, follow_redirects=True) as client, client.stream("GET", url) as response:
             if response.status_code != 200:
                 raise _training_error("download_link", f"downloading the {kind} returned HTTP {response.status_code}")
             size = 0

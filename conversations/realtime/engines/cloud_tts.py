@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from .. import netguard
 from .base import EngineError, TextToSpeech, TTSChunk, VoiceOptions
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class HTTPStreamingTTS(TextToSpeech, abc.ABC):
         self.settings = dict(settings or {})
         if not self.base_url:
             raise EngineError(f"the {self.name} TTS engine needs a base_url", engine=self.name, code="bad_config")
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0))
+        self._client = netguard.async_client(timeout=httpx.Timeout(timeout, connect=5.0))
 
     @abc.abstractmethod
     def request(self, text: str, voice: VoiceOptions) -> dict[str, Any]:

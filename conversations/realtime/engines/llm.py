@@ -621,7 +621,9 @@ class OpenAILLM(LanguageModel):
         import httpx
 
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
+            from .. import netguard
+
+            self._client = netguard.async_client(timeout=self._timeout)
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), "stream": True,
                                 "max_tokens": max_tokens, "temperature": temperature}
         if tools:
