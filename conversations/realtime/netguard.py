@@ -57,37 +57,37 @@ def _refusal(request: httpx.Request, address: str) -> PrivateAddressRefused:
                               "addresses (ALLOW_PRIVATE_URLS is off)", request=request)
 
 
+def _refuse_private(request: httpx.Request, addresses: list[str]) -> None:
+    blocked = _first_private(addresses)
+    if blocked is not None:
+        raise _refusal(request, blocked)
+
+
 def check_request(request: httpx.Request) -> None:
     """httpx request hook (sync clients)."""
     if _state["allow_private"]:
         return
-    host = request.url.host
-    addresses = _literal(host)
+    addresses = _literal(request.url.host)
     if addresses is None:
         try:
-            addresses = [info[4][0] for info in socket.getaddrinfo(host, request.url.port or 443)]
+            addresses = [info[4][0] for info in socket.getaddrinfo(request.url.host, request.url.port or 443)]
         except OSError:
             return  # the connection itself will report the unknown name
-    blocked = _first_private(addresses)
-    if blocked is not None:
-        raise _refusal(request, blocked)
+    _refuse_private(request, addresses)
 
 
 async def acheck_request(request: httpx.Request) -> None:
     """httpx request hook (async clients): resolves without blocking the event loop."""
     if _state["allow_private"]:
         return
-    host = request.url.host
-    addresses = _literal(host)
+    addresses = _literal(request.url.host)
     if addresses is None:
+        loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, request.url.port or 443)
+            addresses = [info[4][0] for info in await loop.getaddrinfo(request.url.host, request.url.port or 443)]
         except OSError:
             return
-        addresses = [info[4][0] for info in infos]
-    blocked = _first_private(addresses)
-    if blocked is not None:
-        raise _refusal(request, blocked)
+    _refuse_private(request, addresses)
 
 
 def client(**kwargs: Any) -> httpx.Client:
