@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import resample
+from .audio import StreamResampler
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class CallRecorder:
         self._tmp = self.path.with_name(self.path.name + ".part")
         self._queue: queue.Queue = queue.Queue(MAX_QUEUE)
         self._mics: dict[object, np.ndarray] = {}  # per participant: audio waiting to be mixed
+        self._resamplers: dict[object, StreamResampler] = {}  # per participant, stateful across chunks
         self._mic_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"recorder-{self.path.stem}", daemon=True)
         self._closed = False
@@ -76,7 +77,10 @@ class CallRecorder:
         if channels > 1:
             x = x.reshape(-1, channels).mean(axis=1)
         if rate != RATE:
-            x = resample(x, rate, RATE)
+            resampler = self._resamplers.get(source)
+            if resampler is None or resampler.src_rate != rate:
+                resampler = self._resamplers[source] = StreamResampler(rate, RATE)
+            x = resampler.process(x)
         x16 = (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
         with self._mic_lock:
             waiting = self._mics.get(source, np.zeros(0, np.int16))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import html
-import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -22,8 +21,6 @@ import numpy as np
 
 from .. import netguard
 from .base import EngineError, TextToSpeech, TTSChunk, VoiceOptions
-
-logger = logging.getLogger(__name__)
 
 #: bytes of PCM yielded at a time (100 ms at 24 kHz, 16-bit)
 CHUNK_BYTES = 4800
