@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from conversations.session import JoinRefused, load_session_config, session_for
+from conversations.session import CAPACITY, JoinRefused, load_session_config, session_for
 from cvi_site.logging import conversation_id_var
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             session.base_url = session.base_url or self._base_url()
         except JoinRefused as exc:
             await self.send_json({"type": "error", "code": exc.code, "message": str(exc)})
-            await self.close(code=4000 + {"not_found": 4, "unauthorized": 3, "ended": 10, "full": 9}.get(exc.code, 0))
+            await self.close(code=4000 + {"not_found": 4, "unauthorized": 3, "ended": 10, "full": 9,
+                                             CAPACITY: 13}.get(exc.code, 0))
             return
         self.session = session
         cfg = session.config

@@ -43,6 +43,8 @@ class Shutdown:
     ABSENT_TIMEOUT = "participant_absent_timeout reached"
     END_ENDPOINT = "end_conversation_endpoint_hit"
     STARTUP_ERROR = "exception_encountered_during_conversation_startup"
+    #: OpenCVI's own: the server process already held MAX_LIVE_CALLS_PER_PROCESS calls
+    SERVER_AT_CAPACITY = "server_at_capacity"
 
 
 def _validate_language(value: str) -> str:

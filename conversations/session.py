@@ -49,6 +49,10 @@ PERCEPTION_ANALYSIS = "conversation.perception_analysis"
 WELCOME_BACK = "Welcome back!"
 
 
+#: the join refusal code when this server process holds all the calls it can
+CAPACITY = "server_at_capacity"
+
+
 class JoinRefused(Exception):
     """A participant may not join; ``code`` and ``str()`` go to that client."""
 
@@ -621,6 +625,22 @@ def _store_event(conversation_id: str, event: dict[str, Any], seconds: float, me
 # ---------------------------------------------------------------------- registry of live sessions
 SESSIONS: dict[str, ConversationSession] = {}
 _opening: dict[str, asyncio.Lock] = {}
+#: sessions being opened right now (counted against the process's limit with the live ones)
+_reserved: set[str] = set()
+
+
+def live_session_count() -> int:
+    """Live calls this process holds (and is opening): what admission control counts."""
+    return sum(1 for s in SESSIONS.values() if not s.ended) + len(_reserved)
+
+
+def _admit(conversation_id: str) -> None:
+    """Refuse a new call when this process already holds as many as it can at its latency goal
+    (``MAX_LIVE_CALLS_PER_PROCESS``); the account's own concurrency limit applies on top."""
+    limit = settings.MAX_LIVE_CALLS_PER_PROCESS
+    if live_session_count() >= limit:
+        raise JoinRefused(CAPACITY, f"this server is holding as many live calls as it can ({limit}); "
+                                    "please try again in a few minutes")
 
 
 async def session_for(conversation_id: str) -> ConversationSession:
@@ -635,14 +655,38 @@ async def session_for(conversation_id: str) -> ConversationSession:
             raise JoinRefused("not_found", "no such conversation")
         if config.status != "active":
             raise JoinRefused("ended", "this conversation has ended")
-        session = ConversationSession(config)
         try:
-            await session.open()
-        except Exception as exc:
-            logger.exception("session %s failed to start", conversation_id)
-            from conversations.services import Shutdown
+            _admit(conversation_id)
+        except JoinRefused as exc:
+            # Not left half-alive: the conversation ends with the reason (its webhook and the
+            # account's concurrency count follow), and nothing was opened for it.
+            logger.warning("join of %s refused: %s", conversation_id, exc)
+            await database_sync_to_async(_refuse_conversation)(conversation_id, exc.code, str(exc))
+            raise
+        _reserved.add(conversation_id)
+        try:
+            session = ConversationSession(config)
+            try:
+                await session.open()
+            except Exception as exc:
+                logger.exception("session %s failed to start", conversation_id)
+                from conversations.services import Shutdown
 
-            await session.end(Shutdown.STARTUP_ERROR)
-            raise JoinRefused("startup_failed", f"the conversation could not start: {exc}") from exc
-        SESSIONS[conversation_id] = session
+                await session.end(Shutdown.STARTUP_ERROR)
+                raise JoinRefused("startup_failed", f"the conversation could not start: {exc}") from exc
+            SESSIONS[conversation_id] = session
+        finally:
+            _reserved.discard(conversation_id)
         return session
+
+
+def _refuse_conversation(conversation_id: str, code: str, reason: str) -> None:
+    from conversations import services
+    from conversations.models import Conversation
+
+    conv = Conversation.objects.filter(pk=conversation_id).first()
+    if conv is None:
+        return
+    services.event_record(conversation=conv, message_type="system", event_type="system.error",
+                          properties={"code": code, "reason": reason})
+    services.conversation_end(conversation=conv, reason=services.Shutdown.SERVER_AT_CAPACITY)

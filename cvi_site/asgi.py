@@ -21,7 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from cvi_site.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # No origin validator: the conversation page may be embedded on other origins; the
@@ -29,3 +29,11 @@ application = ProtocolTypeRouter(
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+async def application(scope, receive, send):
+    """The router, with this process's event-loop lag monitor started on its loop."""
+    from conversations.realtime.loopwatch import start_loop_watch
+
+    start_loop_watch()
+    return await router(scope, receive, send)

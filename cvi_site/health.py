@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 
@@ -81,7 +82,17 @@ def collect_health() -> dict:
         }
     checks.update(_check_engines())
     healthy = all(c["ok"] for c in checks.values() if c["required"])
-    return {"status": "ok" if healthy else "unavailable", "checks": checks}
+    return {"status": "ok" if healthy else "unavailable", "checks": checks, "process": _process()}
+
+
+def _process() -> dict:
+    """This server process: its live calls and where its event loop went (stalls)."""
+    from conversations.realtime.loopwatch import loop_watch
+    from conversations.session import SESSIONS
+
+    watch = loop_watch()
+    return {"pid": os.getpid(), "live_calls": sum(1 for s in SESSIONS.values() if not s.ended),
+            "event_loop": watch.stats() if watch is not None else None}
 
 
 @require_GET

@@ -242,6 +242,9 @@ SPECTACULAR_SETTINGS = {
 
 # Per-account limit of live conversations (an account may override it).
 MAX_CONCURRENT_CONVERSATIONS = env_int("MAX_CONCURRENT_CONVERSATIONS", 4, minimum=1)
+# Live calls one server process holds at its latency goal (admission control: the next join is
+# refused with "server_at_capacity"); measured with `bench_u2u --concurrency N` on 2 cores.
+MAX_LIVE_CALLS_PER_PROCESS = env_int("MAX_LIVE_CALLS_PER_PROCESS", 4, minimum=1)
 # Webhooks are signed with this key (HMAC-SHA256); defaults to the secret key.
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET") or SECRET_KEY
 

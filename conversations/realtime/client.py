@@ -250,7 +250,8 @@ class CVIClient:
             else:
                 self.received.video_times.append(now)
                 if self.on_video is not None:
-                    rgb = frame.to_ndarray(format="rgb24")
+                    # decoded to RGB in a thread: four calls' frames would otherwise load the loop
+                    rgb = await asyncio.to_thread(frame.to_ndarray, format="rgb24")
                     self.received.last_video = rgb
                     self.on_video(now, rgb)
                 elif len(self.received.video_times) % 5 == 0:

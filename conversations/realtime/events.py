@@ -27,6 +27,10 @@ UTTERANCE = "conversation.utterance"
 UTTERANCE_STREAMING = "conversation.utterance.streaming"
 REPLICA_STARTED = "conversation.replica.started_speaking"
 REPLICA_STOPPED = "conversation.replica.stopped_speaking"
+#: OpenCVI's extension: the reply to a decided turn has not started to play THINKING_AFTER_S
+#: after the turn was decided (a busy box), so a page can show that the agent is thinking
+REPLICA_THINKING = "conversation.replica.thinking"
+THINKING_AFTER_S = 1.2
 USER_STARTED = "conversation.user.started_speaking"
 USER_STOPPED = "conversation.user.stopped_speaking"
 TOOL_CALL = "conversation.tool_call"

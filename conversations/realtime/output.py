@@ -31,6 +31,8 @@ from .engines.base import FaceRenderer, ToolCall, TTSChunk
 from .events import (
     REPLICA_STARTED,
     REPLICA_STOPPED,
+    REPLICA_THINKING,
+    THINKING_AFTER_S,
     TOOL_CALL,
     TURN_METRICS,
     UTTERANCE,
@@ -79,6 +81,8 @@ class _Reply:
     speaking: bool = False
     tool_calls: list[ToolCall] = field(default_factory=list)  # awaiting the commit
     finished: bool = False
+    committed_at: float | None = None  # clock time the turn was decided
+    thinking_sent: bool = False
 
     @property
     def queued_samples(self) -> int:
@@ -194,6 +198,7 @@ class AudioOutputProcessor(FrameProcessor):
             r = self._reply(frame.reply_id, create=True)
             assert r is not None
             r.committed = True
+            r.committed_at = self.clock.monotonic()
             r.turn_idx = frame.turn_idx
             r.inference_id = r.inference_id or frame.inference_id
             for call in r.tool_calls:
@@ -247,6 +252,7 @@ class AudioOutputProcessor(FrameProcessor):
         there is none. Never blocks; the caller's clock paces the pipeline's output."""
         out = np.zeros(n_samples, np.int16)
         filled = 0
+        self._check_thinking()
         while filled < n_samples and self._replies:
             r = self._replies[0]
             if not r.committed:
@@ -270,6 +276,18 @@ class AudioOutputProcessor(FrameProcessor):
         self.pulled_samples += n_samples
         self._space.set()
         return out
+
+    def _check_thinking(self) -> None:
+        """``conversation.replica.thinking`` once per reply whose first audio is late."""
+        if not self._replies:
+            return
+        r = self._replies[0]
+        if (r.committed and not r.speaking and not r.thinking_sent and r.kind == "reply"
+                and r.committed_at is not None
+                and self.clock.monotonic() - r.committed_at >= THINKING_AFTER_S):
+            r.thinking_sent = True
+            self.emitter.emit(REPLICA_THINKING, {"waited_ms": round(1000 * (self.clock.monotonic() - r.committed_at))},
+                              inference_id=r.inference_id, turn_idx=r.turn_idx)
 
     def _advance_silent(self) -> None:
         """Finish replies at the head that will never make a sound (e.g. only a tool call),

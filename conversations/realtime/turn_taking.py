@@ -193,6 +193,10 @@ class PlaybackState(Protocol):
     def replica_interruptible(self) -> bool:
         """Every active reply may be interrupted by the user's speech."""
 
+    @property
+    def replica_speaking(self) -> bool:
+        """The reply at the head is being heard (its first audio has played)."""
+
 
 @dataclass
 class TurnCounter:
@@ -243,6 +247,9 @@ class _Segment:
     checked_at_voiced_ms: float = -1e9
     force_commit: bool = False
     n_samples: int = 0
+    #: the user spoke again while a reply was pending (committed, not heard yet): this segment
+    #: is a turn candidate, and its commit replaces that reply with one for both turns
+    supersedes: bool = False
 
     def __post_init__(self) -> None:
         self.n_samples = sum(len(c) for c in self.chunks)
@@ -374,9 +381,11 @@ class UserTurnProcessor(FrameProcessor):
         if seg is None:
             self._preroll.append(chunk)
             if voiced and self._voiced_run >= START_CHUNKS:
+                pending = self._reply_pending()
                 seg = _Segment(start_sample=self._sample - CHUNK * len(self._preroll),
                                chunks=list(self._preroll),
-                               overlap=self.turns_enabled and self.playback.replica_active)
+                               overlap=self.turns_enabled and self.playback.replica_active and not pending,
+                               supersedes=pending)
                 self._preroll.clear()
                 seg.voiced_ms = CHUNK_MS * self._voiced_run
                 seg.last_voiced_sample = self._sample
@@ -386,6 +395,11 @@ class UserTurnProcessor(FrameProcessor):
             return
 
         seg.append(chunk)
+        if seg.supersedes and not seg.overlap and self.playback.replica_speaking:
+            # the pending reply started to play while the user talks: from now on this is
+            # speech over the replica, and the barge-in rules decide
+            seg.supersedes = False
+            seg.overlap = True
         if voiced:
             seg.voiced_ms += CHUNK_MS
             seg.last_voiced_sample = self._sample
@@ -409,6 +423,14 @@ class UserTurnProcessor(FrameProcessor):
             if not seg.promoted:
                 return
         await self._turn_step(seg, silence_ms)
+
+    def _reply_pending(self) -> bool:
+        """A reply is committed but not heard yet (still thinking) and may be replaced. Speech
+        then is not a barge-in: the reply is kept unless the speech becomes a turn, and then
+        one reply answers both turns (never a pending reply thrown away for a cough)."""
+        p = self.playback
+        return (self.turns_enabled and p.replica_active and p.replica_interruptible
+                and not p.replica_speaking)
 
     def _silence_ms(self, seg: _Segment) -> float:
         return 1000.0 * (self._sample - seg.last_voiced_sample) / SAMPLE_RATE
@@ -575,6 +597,14 @@ class UserTurnProcessor(FrameProcessor):
 
     async def _commit(self, seg: _Segment, attempt: _Attempt) -> None:
         self._segment = None
+        if seg.supersedes and self.playback.replica_active:
+            # the reply to the previous turn was not heard yet: it is regenerated for both
+            # turns together (the history keeps the previous user turn; consecutive user
+            # turns are merged), so nothing the user said goes unanswered
+            logger.info("[%s] the user spoke again before the reply was heard: one reply for both turns",
+                        self.emitter.conversation_id)
+            await self.push_frame(InterruptionFrame(reason="superseded"))
+            attempt.speculative_sent = False  # the interruption flushed it downstream
         turn_idx = self.turns.advance()
         self.turns_committed += 1
         if self.metrics.get(attempt.reply_id) is None:

@@ -14,7 +14,10 @@
  *       "event" (every protocol event), "state" ({state, detail}), "track" ({track, stream}),
  *       or "*" (everything: fn(type, payload)).
  *   OpenCVI.state: idle | previewing | ready | joining | connecting | connected | live |
- *                  left | ended | disconnected | error
+ *                  reconnecting | left | ended | disconnected | error
+ *       A live call whose connection drops goes to "reconnecting": the client makes a new peer
+ *       connection (and, if the WebSocket dropped too, joins again) for up to RECONNECT_GRACE_MS;
+ *       the server keeps the conversation for participant_left_timeout after the last one left.
  *
  * Inside an iframe the same commands arrive by postMessage from the embedding page
  * ({"opencvi": "respond", "text": "..."}) when its origin is allowed, and every event is posted
@@ -34,13 +37,17 @@
   var ICE_GATHER_TIMEOUT_MS = 5000;
   var JOIN_TIMEOUT_MS = 60000;            // the first join of a process loads models
   var SEEN_EVENTS_MAX = 500;
+  var RECONNECT_GRACE_MS = 30000;         // a live call tries to come back this long before it is lost
+  var RECONNECT_RETRY_MS = 1500;
+  var DISCONNECTED_WAIT_MS = 4000;        // ICE "disconnected" this long counts as a drop
 
   var SHUTDOWN_TEXT = {
     'max_call_duration reached': 'The conversation reached its time limit.',
     'participant_left_timeout reached': 'Everyone left, so the conversation ended.',
     'participant_absent_timeout reached': 'Nobody joined in time, so the conversation ended.',
     'end_conversation_endpoint_hit': 'The conversation was ended by its host.',
-    'exception_encountered_during_conversation_startup': 'The conversation could not start because of a server problem.'
+    'exception_encountered_during_conversation_startup': 'The conversation could not start because of a server problem.',
+    'server_at_capacity': 'The server was holding as many calls as it could, so this conversation could not start.'
   };
 
   var JOIN_ERROR_TEXT = {
@@ -48,7 +55,9 @@
     unauthorized: 'This conversation is private and the link has no valid meeting token.',
     ended: 'This conversation has ended.',
     full: 'This conversation is full: the people it allows are already in it.',
-    startup_failed: 'The conversation could not start because of a server problem. Please try again later.'
+    startup_failed: 'The conversation could not start because of a server problem. Please try again later.',
+    server_at_capacity: 'The server is holding as many calls as it can right now, so this conversation could ' +
+      'not start. Please start a new one in a few minutes.'
   };
 
   // ------------------------------------------------------------------ helpers
@@ -165,6 +174,9 @@
     this._joinPromise = null;
     this._previewRequest = null;
     this._deviceIds = {};
+    this._wasLive = false;                // once live, a drop means "reconnecting", never "could not join"
+    this._reconnectingSince = 0;
+    this._reconnectTimer = null;
   }
 
   Client.prototype.on = function (type, fn) {
@@ -371,10 +383,10 @@
           return;
         }
         if (self.ws === ws) self.ws = null;
-        if (!self._isOver()) {
-          self._setState('disconnected', { code: ev.code, message: 'The connection to the conversation was lost.' });
-          self._cleanup();
-        }
+        if (self._isOver()) return;
+        if (self._wasLive) { self._lost('the connection to the server dropped'); return; }
+        self._setState('disconnected', { code: ev.code, message: 'The connection to the conversation was lost.' });
+        self._cleanup();
       };
     });
   };
@@ -411,10 +423,21 @@
       if (self.remoteStream && self.remoteStream.getTracks().indexOf(ev.track) < 0) self.remoteStream.addTrack(ev.track);
       self._emit('track', { track: ev.track, stream: self.remoteStream });
     };
+    var disconnectTimer = null;
     pc.onconnectionstatechange = function () {
+      if (self.pc !== pc) return;  // an old connection being replaced
       var s = pc.connectionState;
+      clearTimeout(disconnectTimer);
       if (s === 'connected' && self.state === 'connecting') self._setState('connected');
+      if (s === 'connected' && self.state === 'reconnecting') self._recovered();
+      if (s === 'disconnected' && self._wasLive && !self._isOver()) {
+        // ICE may recover by itself; if it does not within a few seconds, make a new connection
+        disconnectTimer = setTimeout(function () {
+          if (self.pc === pc && pc.connectionState === 'disconnected') self._lost('the media connection was interrupted');
+        }, DISCONNECTED_WAIT_MS);
+      }
       if (s === 'failed' && !self._isOver()) {
+        if (self._wasLive) { self._lost('the media connection failed'); return; }
         self._setState('error', { code: 'media_failed', message: 'The audio and video connection could not be made ' +
           '(a firewall or network may be blocking it).' });
         self._cleanup();
@@ -470,10 +493,57 @@
     this._seen.add(key);
     this._seenOrder.push(key);
     if (this._seenOrder.length > SEEN_EVENTS_MAX) this._seen.delete(this._seenOrder.shift());
-    if (event.event_type === 'system.replica_joined' && !this._isOver()) this._setState('live');
+    if (event.event_type === 'system.replica_joined' && !this._isOver()) { this._wasLive = true; this._setState('live'); }
     this._emit(event.event_type, event);
     this._emit('event', event);
     if (event.event_type === 'system.replica_joined') this._flushQueue();
+  };
+
+  // ---- staying in a live call through network trouble
+  /** A live call lost its media or its WebSocket: try to come back until the grace period ends. */
+  Client.prototype._lost = function (why) {
+    if (this._isOver()) return;
+    var now = Date.now();
+    if (!this._reconnectingSince) this._reconnectingSince = now;
+    if (now - this._reconnectingSince > RECONNECT_GRACE_MS) {
+      this._setState('disconnected', { code: 'lost', message: 'The call was lost: ' + why + ' and could not be restored.' });
+      this._cleanup();
+      return;
+    }
+    if (this.state !== 'reconnecting') this._setState('reconnecting', { message: why });
+    var self = this;
+    clearTimeout(this._reconnectTimer);
+    this._reconnectTimer = setTimeout(function () { self._reconnect(why); }, RECONNECT_RETRY_MS);
+  };
+
+  Client.prototype._reconnect = function (why) {
+    if (this._isOver()) return;
+    var self = this;
+    if (this.dc) { this.dc.onmessage = null; try { this.dc.close(); } catch (e) { /* gone */ } this.dc = null; }
+    if (this.pc) { var old = this.pc; this.pc = null; try { old.close(); } catch (e) { /* gone */ } }
+    this._timers.forEach(clearInterval);
+    this._timers = [];
+    var socket = this.ws && this.ws.readyState === WebSocket.OPEN ? Promise.resolve(this.conversation) : this._openSocket();
+    socket.then(function (conversation) {
+      self.conversation = conversation || self.conversation;
+      return self._connectPeer(self.conversation);
+    }).catch(function (err) {
+      if (err && err.code === 'ended') return;  // the conversation ended meanwhile: shown as ended
+      if (err && (err.code === 'not_found' || err.code === 'unauthorized' || err.code === 'full' ||
+                  err.code === 'server_at_capacity')) {
+        self._setState('disconnected', { code: err.code, message: 'The call was lost and could not be rejoined: ' + err.message });
+        self._cleanup();
+        return;
+      }
+      self._lost(why);
+    });
+  };
+
+  Client.prototype._recovered = function () {
+    this._reconnectingSince = 0;
+    clearTimeout(this._reconnectTimer);
+    this._setState('live');
+    this._flushQueue();
   };
 
   Client.prototype._end = function (reason) {
@@ -569,6 +639,7 @@
   };
 
   Client.prototype._cleanup = function () {
+    clearTimeout(this._reconnectTimer);
     this._timers.forEach(clearInterval);
     this._timers = [];
     var queue = this._queue;
@@ -830,6 +901,10 @@
           status.dataset.state = 'live';
           status.textContent = 'Live';
           break;
+        case 'reconnecting':
+          status.dataset.state = 'reconnecting';
+          status.textContent = 'Reconnecting…';
+          break;
         case 'ended':
           showOver('The conversation has ended', detail.message || 'Thank you for talking.', false);
           break;
@@ -837,6 +912,7 @@
           showOver('You left the conversation', 'You can close this page.', false);
           break;
         case 'disconnected':
+          if (detail.code === 'lost') { showOver('The call was lost', detail.message, true); break; }
           showOver('Connection lost', (detail.message || 'The connection was lost.') + ' Reload to try joining again.', true);
           break;
         case 'error':
@@ -894,8 +970,19 @@
       var p = ev.properties || {};
       caption(p.role === 'user' ? 'user' : 'replica', p.speech || '', !!p.final, ev.inference_id);
     });
-    client.on('conversation.replica.started_speaking', function () { callScreen.dataset.replicaSpeaking = '1'; });
-    client.on('conversation.replica.stopped_speaking', function () { callScreen.dataset.replicaSpeaking = '0'; });
+    // A reply that is late to start (a busy server) shows that the agent is thinking, until it speaks.
+    function showLive() {
+      if (client.state !== 'live') return;
+      status.dataset.state = 'live';
+      status.textContent = 'Live';
+    }
+    client.on('conversation.replica.thinking', function () {
+      if (client.state !== 'live') return;
+      status.dataset.state = 'thinking';
+      status.textContent = replicaName + ' is thinking…';
+    });
+    client.on('conversation.replica.started_speaking', function () { callScreen.dataset.replicaSpeaking = '1'; showLive(); });
+    client.on('conversation.replica.stopped_speaking', function () { callScreen.dataset.replicaSpeaking = '0'; showLive(); });
     client.on('conversation.user.started_speaking', function () { callScreen.dataset.userSpeaking = '1'; });
     client.on('conversation.user.stopped_speaking', function () { callScreen.dataset.userSpeaking = '0'; });
 

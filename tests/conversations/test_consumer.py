@@ -156,3 +156,39 @@ def test_real_offer_gets_an_answer_and_left_timeout_ends_the_call(conversation):
     assert conv.status == Conversation.Status.ENDED
     assert conv.shutdown_reason == "participant_left_timeout reached"
     assert conv.events.filter(event_type="system.replica_joined").exists()
+
+
+def test_a_join_beyond_the_process_limit_is_refused_and_nothing_is_left_open(conversation, settings):
+    """Admission control: the process holds MAX_LIVE_CALLS_PER_PROCESS calls; the next join gets
+    the documented error, its conversation ends with the reason (and an error event), and no
+    session or reservation is left behind."""
+    from conversations import session as session_module
+    from conversations.models import ConversationEvent
+
+    settings.MAX_LIVE_CALLS_PER_PROCESS = 1
+    first_conv, second_conv, third = conversation(), conversation(), conversation()
+
+    async def scenario():
+        ws1, joined = await _connect(f"/ws/conversations/{first_conv.id}/")
+        assert joined["type"] == "joined"
+        ws2, refused = await _connect(f"/ws/conversations/{second_conv.id}/")
+        assert refused["type"] == "error" and refused["code"] == "server_at_capacity"
+        assert "(1)" in refused["message"]
+        closed = await ws2.receive_output(timeout=10)
+        assert closed == {"type": "websocket.close", "code": 4013}
+        assert list(session_module.SESSIONS) == [first_conv.id]
+        assert not session_module._reserved
+        await ws1.disconnect()
+        await _end_all()
+        # once the first call is over there is room again
+        ws3, joined3 = await _connect(f"/ws/conversations/{third.id}/")
+        assert joined3["type"] == "joined"
+        await ws3.disconnect()
+        await _end_all()
+
+    run(scenario())
+    second_conv.refresh_from_db()
+    assert second_conv.status == Conversation.Status.ENDED
+    assert second_conv.shutdown_reason == "server_at_capacity"
+    errors = ConversationEvent.objects.filter(conversation=second_conv, event_type="system.error")
+    assert [e.properties["code"] for e in errors] == ["server_at_capacity"]

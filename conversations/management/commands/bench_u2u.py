@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,11 +24,21 @@ from django.core.management.base import BaseCommand, CommandError
 from conversations.benchmarks import VOICES, load_utterances, speech, stats, write_json
 
 
+#: every wait of the benchmark has a limit: a call that misses one is reported, never waited on forever
+CONNECT_TIMEOUT_S = 60
+GREETING_TIMEOUT_S = 60
+REPLY_START_TIMEOUT_S = 45
+REPLY_END_TIMEOUT_S = 90
+SESSION_GONE_TIMEOUT_S = 60
+
+
 class Command(BaseCommand):
     help = "Utterance-to-utterance latency over real WebRTC (prints figures, writes JSON)."
 
     def add_arguments(self, parser):
         parser.add_argument("--turns", type=int, default=10, help="turns per conversation")
+        parser.add_argument("--minutes", type=float, default=0.0,
+                            help="soak: keep every conversation talking this long (instead of --turns)")
         parser.add_argument("--concurrency", type=int, default=1, help="conversations at once")
         parser.add_argument("--utterances", help="file with one sentence per line")
         parser.add_argument("--url", help="an already running site (default: start one on a free port)")
@@ -34,9 +46,9 @@ class Command(BaseCommand):
         parser.add_argument("--audio-only", action="store_true", help="no face video")
         parser.add_argument("--json", dest="json_path", help="write the figures here")
 
-    def handle(self, *args, turns, concurrency, utterances, url, api_key, audio_only, json_path, **options):
-        if turns < 1 or concurrency < 1:
-            raise CommandError("--turns and --concurrency must be at least 1")
+    def handle(self, *args, turns, minutes, concurrency, utterances, url, api_key, audio_only, json_path, **options):
+        if turns < 1 or concurrency < 1 or minutes < 0:
+            raise CommandError("--turns and --concurrency must be at least 1, --minutes not negative")
         try:
             texts = load_utterances(utterances)
         except (OSError, ValueError) as exc:
@@ -47,8 +59,15 @@ class Command(BaseCommand):
                 url, api_key, procs = self._start_site()
             elif not api_key:
                 raise CommandError("--url needs --api-key")
-            self.stdout.write(f"site: {url}; {concurrency} conversation(s) × {turns} turn(s)")
-            results = asyncio.run(self._run(url, api_key, texts, turns, concurrency, audio_only))
+            plan = f"{minutes:g} minute(s)" if minutes else f"{turns} turn(s)"
+            self.stdout.write(f"site: {url}; {concurrency} conversation(s) × {plan}")
+            load_before = os.getloadavg()
+            rss_start = _rss_mb(procs)
+            data = asyncio.run(self._run(url, api_key, texts, turns, minutes, concurrency, audio_only, procs))
+            data["rss_mb"] = {"start": rss_start, "end": data.pop("rss_end")}
+            data["rss_mb"]["growth"] = {k: round(data["rss_mb"]["end"].get(k, 0) - v, 1)
+                                        for k, v in rss_start.items()}
+            data["load_avg"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
         finally:
             for proc in procs:
                 proc.terminate()
@@ -56,19 +75,6 @@ class Command(BaseCommand):
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-        u2u = [r for conv in results for r in conv["u2u_ms"]]
-        fps = [conv["video_fps"] for conv in results if conv["video_fps"]]
-        offsets = [o for conv in results for o in conv["av_offset_ms"]]
-        data = {
-            "turns": len(u2u),
-            "concurrency": concurrency,
-            "u2u_ms": stats(u2u),
-            "video_fps": {"p50": round(float(np.median(fps)), 1) if fps else None,
-                          "min": round(float(min(fps)), 1) if fps else None},
-            "av_offset_ms": {"p50": round(float(np.median(np.abs(offsets))), 1) if offsets else None,
-                             "max": round(float(np.max(np.abs(offsets))), 1) if offsets else None},
-            "missed_turns": sum(conv["missed"] for conv in results),
-        }
         self.stdout.write(json.dumps(data, indent=2))
         write_json(json_path, data)
 
@@ -81,74 +87,174 @@ class Command(BaseCommand):
                           env_overrides={"MAX_CONCURRENT_CONVERSATIONS": "64", "LOG_LEVEL": "WARNING"})
         return site.url, site.api_key, site.procs
 
-    async def _run(self, url, api_key, texts, turns, concurrency, audio_only):
+    async def _run(self, url, api_key, texts, turns, minutes, concurrency, audio_only, procs):
+        from conversations.realtime.loopwatch import LoopWatch
+
+        watch = LoopWatch(name="bench client")  # the clients' own loop: a stall here is not the server's
+        watch.start()
         async with httpx.AsyncClient(base_url=url, headers={"x-api-key": api_key}, timeout=30) as http:
             convs = []
+            refused = []
             for _ in range(concurrency):
                 r = await http.post("/v2/conversations", json={
                     "persona_id": "pstock000001", "replica_id": "rstock000001", "audio_only": audio_only,
                     "custom_greeting": "Hi.", "properties": {"participant_left_timeout": 0}})
                 if r.status_code != 200:
-                    raise CommandError(f"creating a conversation failed: {r.status_code} {r.text}")
+                    refused.append(f"{r.status_code} {r.text[:200]}")
+                    continue
                 convs.append(r.json()["conversation_id"])
+            if not convs:
+                raise CommandError(f"creating a conversation failed: {refused[0]}")
             # Speech is made once, before any call starts, so synthesis never competes with the calls.
             audio = [speech(text, rate=48_000, voice=VOICES[i % len(VOICES)]) for i, text in enumerate(texts)]
             ws_base = url.replace("http://", "ws://").replace("https://", "wss://")
-            return await asyncio.gather(*[
-                self._talk(f"{ws_base}/ws/conversations/{cid}/", audio, turns, offset=i)
+            deadline = time.monotonic() + 60 * minutes if minutes else None
+            server_before = await _server_process(http)
+            results = await asyncio.gather(*[
+                self._talk(f"{ws_base}/ws/conversations/{cid}/", audio, turns, deadline, offset=i)
                 for i, cid in enumerate(convs)
             ])
+            server_after = await _server_process(http)
+            left = await _sessions_left(http)
+        await watch.stop()
+        u2u = [r for conv in results for r in conv["u2u_ms"]]
+        fps = [conv["video_fps"] for conv in results if conv["video_fps"]]
+        offsets = [o for conv in results for o in conv["av_offset_ms"]]
+        loop = (server_after or {}).get("event_loop") or {}
+        return {
+            "concurrency": concurrency,
+            "turns_asked": sum(conv["asked"] for conv in results),
+            "turns": len(u2u),
+            "missed_turns": sum(conv["missed"] for conv in results),
+            "dropped_calls": sum(1 for conv in results if conv["dropped"]),
+            "refused_calls": len(refused),
+            "drops": [conv["dropped"] for conv in results if conv["dropped"]],
+            "u2u_ms": stats(u2u),
+            "video_fps": {"p50": round(float(np.median(fps)), 1) if fps else None,
+                          "min": round(float(min(fps)), 1) if fps else None,
+                          "per_call": [round(f, 1) for f in fps]},
+            "av_offset_ms": {"p50": round(float(np.median(np.abs(offsets))), 1) if offsets else None,
+                             "max": round(float(np.max(np.abs(offsets))), 1) if offsets else None},
+            "server_event_loop": {"stalls": loop.get("stalls", 0) - ((server_before or {}).get("event_loop") or {}).get("stalls", 0),
+                                  "longest_ms": loop.get("longest_ms"), "longest_where": loop.get("longest_where")},
+            "client_event_loop": {"stalls": watch.stall_count, "longest_ms": watch.stats()["longest_ms"],
+                                  "longest_where": watch.stats()["longest_where"]},
+            "sessions_left": left,
+            "rss_end": _rss_mb(procs),
+        }
 
-    async def _talk(self, ws_url, audio, turns, *, offset):
+    async def _talk(self, ws_url, audio, turns, deadline, *, offset):
         from conversations.realtime.client import CVIClient, WebsocketSignalling
 
-        signalling = WebsocketSignalling(ws_url)
-        await signalling.open()
         mouth = MouthTracker()
-        client = CVIClient(signalling, keep_audio=False, on_video=mouth.add)
-        u2u, offsets, missed = [], [], 0
+        signalling = WebsocketSignalling(ws_url)
+        out = {"u2u_ms": [], "video_fps": 0.0, "av_offset_ms": [], "missed": 0, "asked": 0, "dropped": ""}
         try:
-            await client.connect(timeout=60)
-            await client.wait_event("conversation.replica.stopped_speaking", timeout=60)  # the greeting
+            await signalling.open()
+        except Exception as exc:  # noqa: BLE001 - reported as a dropped call
+            out["dropped"] = f"could not open the WebSocket: {type(exc).__name__}: {exc}"
+            return out
+        client = CVIClient(signalling, keep_audio=False, on_video=mouth.add)
+        video_since = None
+        try:
+            try:
+                await client.connect(timeout=CONNECT_TIMEOUT_S)
+                await client.wait_event("conversation.replica.stopped_speaking", timeout=GREETING_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - join refused, no transport, no greeting
+                out["dropped"] = f"join: {type(exc).__name__}: {exc}"
+                return out
             video_since = time.monotonic()
-            for turn in range(turns):
+            turn = 0
+            while (time.monotonic() < deadline) if deadline else (turn < turns):
+                if client.pc.connectionState in ("failed", "closed") or client.ended is not None:
+                    out["dropped"] = (f"after {turn} turn(s): transport {client.pc.connectionState}, "
+                                      f"ended={client.ended}")
+                    break
                 pcm = audio[(turn + offset) % len(audio)]
-                t_voiced = await client.say(pcm)
+                turn += 1
+                out["asked"] += 1
                 try:
-                    t_started, _ = await client.wait_event("conversation.replica.started_speaking", timeout=30, after=t_voiced)
-                    await client.wait_event("conversation.replica.stopped_speaking", timeout=60, after=t_started)
-                except TimeoutError:
-                    missed += 1
+                    t_voiced = await asyncio.wait_for(client.say(pcm), timeout=60 + len(pcm) / 48_000)
+                    t_started, _ = await client.wait_event("conversation.replica.started_speaking",
+                                                           timeout=REPLY_START_TIMEOUT_S, after=t_voiced)
+                    await client.wait_event("conversation.replica.stopped_speaking", timeout=REPLY_END_TIMEOUT_S,
+                                            after=t_started)
+                except (TimeoutError, asyncio.TimeoutError):
+                    out["missed"] += 1
                     continue
                 first = client.first_reply_audio_after(t_voiced)
                 if first is None:
-                    missed += 1
+                    out["missed"] += 1
                     continue
-                u2u.append(1000 * (first - t_voiced))
+                out["u2u_ms"].append(1000 * (first - t_voiced))
                 onset = mouth.onset_after(first - 0.5)
                 if onset is not None:
-                    offsets.append(1000 * (onset - first))
-                await asyncio.sleep(1.0)
-            fps = client.video_fps(since=video_since)
+                    out["av_offset_ms"].append(1000 * (onset - first))
+                await asyncio.sleep(1.0)  # a person pauses before the next question
+            if not out["dropped"] and client.pc.connectionState in ("failed", "closed"):
+                out["dropped"] = f"after {turn} turn(s): transport {client.pc.connectionState}"
         finally:
-            await client.close()
-        return {"u2u_ms": u2u, "video_fps": fps, "av_offset_ms": offsets, "missed": missed}
+            if video_since is not None:
+                out["video_fps"] = client.video_fps(since=video_since)
+            try:
+                await asyncio.wait_for(client.close(), timeout=30)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        return out
+
+
+async def _server_process(http: httpx.AsyncClient) -> dict | None:
+    """The server process's own figures from /healthz (live calls, event-loop stalls)."""
+    try:
+        r = await http.get("/healthz", timeout=10)
+        return r.json().get("process")
+    except Exception:  # noqa: BLE001 - an older server or a proxy that hides it
+        return None
+
+
+async def _sessions_left(http: httpx.AsyncClient) -> int | None:
+    """Live sessions still held once every client left (should reach 0: nothing left behind)."""
+    deadline = time.monotonic() + SESSION_GONE_TIMEOUT_S
+    live = None
+    while time.monotonic() < deadline:
+        proc = await _server_process(http)
+        live = proc.get("live_calls") if proc else None
+        if not live:
+            return live
+        await asyncio.sleep(1.0)
+    return live
+
+
+def _rss_mb(procs) -> dict[str, float]:
+    """Resident memory of each process the benchmark started (MB)."""
+    out = {}
+    for proc in procs:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out[f"{Path(proc.args[0]).name}:{proc.pid}"] = round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            continue
+    return out
 
 
 class MouthTracker:
     """Finds when the face starts speaking in the received video: the mouth region (located
-    once with MediaPipe's face mesh) starts to change against the listening face."""
+    once with MediaPipe's face mesh, in a thread so the clients' loop never waits for it)
+    starts to change against the listening face."""
 
     def __init__(self) -> None:
         self.box = None
         self.samples: list[tuple[float, float]] = []
         self._reference = None
+        self._locating = False
 
     def add(self, t: float, rgb: np.ndarray) -> None:
         if self.box is None:
-            self.box = _mouth_box(rgb)
-            if self.box is None:
-                return
+            if not self._locating:
+                self._locating = True
+                threading.Thread(target=self._locate, args=(rgb.copy(),), daemon=True).start()
+            return
         y0, y1, x0, x1 = self.box
         patch = rgb[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
         if self._reference is None:
@@ -157,6 +263,10 @@ class MouthTracker:
         score = float(np.abs(patch - self._reference).mean())
         self._reference = 0.95 * self._reference + 0.05 * patch if score < 4 else self._reference
         self.samples.append((t, score))
+
+    def _locate(self, rgb: np.ndarray) -> None:
+        self.box = _mouth_box(rgb)
+        self._locating = False  # no face found: a later frame tries again
 
     def onset_after(self, t0: float, threshold: float = 6.0):
         for t, score in self.samples:
