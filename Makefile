@@ -10,6 +10,16 @@ STAMP := $(VENV)/.installed
 # parts of llama.cpp we do not use and cut the build to ~5 minutes on 2 cores.
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_HTTPLIB=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
 PYTEST_ARGS ?=
+# The box's LLM service: llama.cpp's own server (continuous batching, a cached slot per live
+# call), built once from the llama.cpp source vendored in llama-cpp-python's sdist (same
+# version as the binding) and cached outside the checkout, so a fresh clone reuses it.
+LLAMA_VERSION := $(shell sed -n 's/^llama_cpp_python==//p' requirements.txt)
+LLAMA_SERVER_CACHE ?= $(HOME)/.cache/opencvi/llama-server/$(LLAMA_VERSION)
+LLAMA_SERVER := $(VENV)/bin/llama-server
+LLAMA_SERVER_CMAKE_ARGS := -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF \
+  -DGGML_CCACHE=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+  -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF \
+  -DLLAMA_USE_PREBUILT_UI=OFF
 
 .PHONY: run test setup install sysdeps-test lock bench clean-venv
 
@@ -19,14 +29,14 @@ run: setup
 test: setup sysdeps-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(STAMP) $(LLAMA_SERVER)
 	@echo "==> Database migrations"
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
 	@echo "==> Offline models and stock data"
 	$(PY) manage.py setup_opencvi
 
-install: $(STAMP)
+install: $(STAMP) $(LLAMA_SERVER)
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	@echo "==> Creating $(VENV) and installing pinned requirements (first run only: several minutes,"
@@ -36,6 +46,19 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --progress-bar on -r requirements.txt
 	$(PIP) install --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
+
+$(LLAMA_SERVER): $(STAMP)
+	@if [ ! -x "$(LLAMA_SERVER_CACHE)/llama-server" ]; then \
+	  echo "==> Building llama.cpp's server $(LLAMA_VERSION) (first run only: ~6 minutes on 2 cores)"; \
+	  set -e; tmp=$$(mktemp -d); \
+	  $(PIP) download --quiet --no-binary :all: --no-deps llama_cpp_python==$(LLAMA_VERSION) -d $$tmp; \
+	  tar xzf $$tmp/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $$tmp; \
+	  cmake -S $$tmp/llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp -B $$tmp/build $(LLAMA_SERVER_CMAKE_ARGS) >/dev/null; \
+	  cmake --build $$tmp/build --target llama-server -j$$(nproc) >/dev/null; \
+	  mkdir -p "$(LLAMA_SERVER_CACHE)"; cp $$tmp/build/bin/llama-server "$(LLAMA_SERVER_CACHE)/llama-server.tmp"; \
+	  mv "$(LLAMA_SERVER_CACHE)/llama-server.tmp" "$(LLAMA_SERVER_CACHE)/llama-server"; rm -rf $$tmp; \
+	fi
+	cp "$(LLAMA_SERVER_CACHE)/llama-server" $(LLAMA_SERVER)
 
 # Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
 sysdeps-test:

@@ -35,5 +35,17 @@ async def application(scope, receive, send):
     """The router, with this process's event-loop lag monitor started on its loop."""
     from conversations.realtime.loopwatch import start_loop_watch
 
-    start_loop_watch()
+    if start_loop_watch().ticks == 0:
+        _tune_gil()
     return await router(scope, receive, send)
+
+
+def _tune_gil() -> None:
+    """The event loop thread carries every call's media (ICE, DTLS, SRTP, RTP pacing) and gives the
+    GIL away at each socket call; with the default 5 ms switch interval, threads doing CPU work
+    (rendering, encoding, speech models) keep it for 5 ms each time, so a loop iteration sending
+    a few dozen packets waited hundreds of ms and calls' transports died. A shorter interval
+    gives the loop its turn back sooner (measured with bench_u2u --concurrency 4: README)."""
+    from django.conf import settings
+
+    sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_US / 1_000_000)

@@ -245,6 +245,8 @@ MAX_CONCURRENT_CONVERSATIONS = env_int("MAX_CONCURRENT_CONVERSATIONS", 4, minimu
 # Live calls one server process holds at its latency goal (admission control: the next join is
 # refused with "server_at_capacity"); measured with `bench_u2u --concurrency N` on 2 cores.
 MAX_LIVE_CALLS_PER_PROCESS = env_int("MAX_LIVE_CALLS_PER_PROCESS", 4, minimum=1)
+# Python's GIL switch interval in the web process (µs; CPython's default is 5000): see cvi_site/asgi.py.
+GIL_SWITCH_INTERVAL_US = env_int("GIL_SWITCH_INTERVAL_US", 500, minimum=50)
 # Webhooks are signed with this key (HMAC-SHA256); defaults to the secret key.
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET") or SECRET_KEY
 

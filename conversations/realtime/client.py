@@ -22,7 +22,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from .transport import AUDIO_RATE, AUDIO_SAMPLES, include_loopback_candidates
+from .transport import AUDIO_RATE, AUDIO_SAMPLES, drain_datagram_sockets, include_loopback_candidates
 
 REPLY_LEVEL = 500  # int16 peak that counts as "reply audio is playing"
 
@@ -154,6 +154,7 @@ class CVIClient:
     def __init__(self, signalling: Signalling, *, camera: CameraTrack | None = None, keep_audio: bool = True,
                  on_video: Callable[[float, np.ndarray], None] | None = None) -> None:
         include_loopback_candidates()
+        drain_datagram_sockets()
         self.signalling = signalling
         self.pc = RTCPeerConnection()
         self.mic = SpeechTrack()

@@ -64,6 +64,50 @@ def include_loopback_candidates() -> None:
     aioice.ice.get_host_addresses = with_loopback
 
 
+#: datagrams read per readiness event of one UDP socket (asyncio reads one)
+MAX_DATAGRAMS_PER_WAKE = 128
+
+
+def drain_datagram_sockets() -> None:
+    """Read every queued datagram when a UDP socket is ready, not one per loop iteration.
+
+    asyncio's selector datagram transport reads ONE datagram each time the loop finds the
+    socket readable. A call's socket receives ~50 audio packets a second (and a client's
+    ~200 with video); with four calls the loop iterates fewer times a second than that, so
+    each socket's kernel queue grew by seconds (~130 KB of mic audio per socket, measured
+    with ``ss``): the user's speech reached the pipeline seconds late, and the ICE consent
+    checks, which allow 0.5 s for an answer, failed six times in a row, so every transport
+    died ~33 s after connecting. Draining the socket at each wake-up keeps the queue at
+    zero however many calls share the loop. (uvloop reads in batches too; Daphne's Twisted
+    reactor runs on the stdlib loop, so the stdlib transport is what needs it.)"""
+    from asyncio import selector_events
+
+    transport = selector_events._SelectorDatagramTransport
+    if getattr(transport._read_ready, "_opencvi", False):
+        return
+
+    def _read_ready(self) -> None:  # noqa: ANN001 - mirrors CPython's, in a loop
+        for _ in range(MAX_DATAGRAMS_PER_WAKE):
+            if self._conn_lost:
+                return
+            try:
+                data, addr = self._sock.recvfrom(self.max_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._protocol.error_received(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - as CPython does
+                self._fatal_error(exc, "Fatal read error on datagram transport")
+                return
+            self._protocol.datagram_received(data, addr)
+
+    _read_ready._opencvi = True  # type: ignore[attr-defined]
+    transport._read_ready = _read_ready
+
+
 def rtc_configuration(ice_servers: list[str] | None = None, username: str = "", credential: str = "") -> RTCConfiguration:
     """No ICE servers by default (aiortc would otherwise ask a public STUN server)."""
     servers = []
@@ -261,6 +305,7 @@ class PeerSession:
         label: str = "",
     ) -> None:
         include_loopback_candidates()
+        drain_datagram_sockets()
         self.label = label
         self.pc = RTCPeerConnection(configuration=configuration or RTCConfiguration(iceServers=[]))
         self._pump = pump
@@ -307,7 +352,8 @@ class PeerSession:
         @self.pc.on("connectionstatechange")
         async def on_state() -> None:
             state = self.pc.connectionState
-            logger.info("peer %s connection %s", self.label, state)
+            # a live peer that fails (ICE consent expired: the loop or the network stalled) is news
+            logger.log(logging.WARNING if state == "failed" else logging.INFO, "peer %s connection %s", self.label, state)
             if state == "connected":
                 self.connected.set()
             elif state in ("failed", "closed"):
@@ -411,7 +457,8 @@ class PeerSession:
             if self._channel is not None:
                 self.send({"type": "ping", "t": time.time()})
                 if time.monotonic() - self._last_seen > KEEPALIVE_TIMEOUT_S:
-                    logger.info("peer %s silent for %.0fs: closing", self.label, KEEPALIVE_TIMEOUT_S)
+                    logger.warning("peer %s silent on the data channel for %.0f s: closing", self.label,
+                                   KEEPALIVE_TIMEOUT_S)
                     self._spawn(self.close())
                     return
 

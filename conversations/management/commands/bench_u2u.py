@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import subprocess
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -45,8 +47,10 @@ class Command(BaseCommand):
         parser.add_argument("--api-key", help="API key for --url")
         parser.add_argument("--audio-only", action="store_true", help="no face video")
         parser.add_argument("--json", dest="json_path", help="write the figures here")
+        parser.add_argument("--log-level", default="WARNING", help="the started site's LOG_LEVEL (its daphne.log)")
 
-    def handle(self, *args, turns, minutes, concurrency, utterances, url, api_key, audio_only, json_path, **options):
+    def handle(self, *args, turns, minutes, concurrency, utterances, url, api_key, audio_only, json_path, log_level,
+               **options):
         if turns < 1 or concurrency < 1 or minutes < 0:
             raise CommandError("--turns and --concurrency must be at least 1, --minutes not negative")
         try:
@@ -56,7 +60,7 @@ class Command(BaseCommand):
         procs: list[subprocess.Popen] = []
         try:
             if not url:
-                url, api_key, procs = self._start_site()
+                url, api_key, procs = self._start_site(log_level.upper())
             elif not api_key:
                 raise CommandError("--url needs --api-key")
             plan = f"{minutes:g} minute(s)" if minutes else f"{turns} turn(s)"
@@ -78,20 +82,16 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(data, indent=2))
         write_json(json_path, data)
 
-    def _start_site(self):
+    def _start_site(self, log_level: str):
         from cvi_site.livesite import start_site
 
         data_dir = Path(tempfile.mkdtemp(prefix="opencvi-bench-"))
         self.stdout.write(f"starting a site in {data_dir} …")
         site = start_site(data_dir, setup=True, account="bench",
-                          env_overrides={"MAX_CONCURRENT_CONVERSATIONS": "64", "LOG_LEVEL": "WARNING"})
+                          env_overrides={"MAX_CONCURRENT_CONVERSATIONS": "64", "LOG_LEVEL": log_level})
         return site.url, site.api_key, site.procs
 
     async def _run(self, url, api_key, texts, turns, minutes, concurrency, audio_only, procs):
-        from conversations.realtime.loopwatch import LoopWatch
-
-        watch = LoopWatch(name="bench client")  # the clients' own loop: a stall here is not the server's
-        watch.start()
         async with httpx.AsyncClient(base_url=url, headers={"x-api-key": api_key}, timeout=30) as http:
             convs = []
             refused = []
@@ -108,19 +108,38 @@ class Command(BaseCommand):
             # Speech is made once, before any call starts, so synthesis never competes with the calls.
             audio = [speech(text, rate=48_000, voice=VOICES[i % len(VOICES)]) for i, text in enumerate(texts)]
             ws_base = url.replace("http://", "ws://").replace("https://", "wss://")
-            deadline = time.monotonic() + 60 * minutes if minutes else None
+            deadline = time.time() + 60 * minutes if minutes else None
+            # Each participant is its own process, as each person has their own browser: one
+            # process holding every client would measure its own event loop, not the server.
+            limit = (60 * minutes if minutes else turns * (REPLY_START_TIMEOUT_S + REPLY_END_TIMEOUT_S + 60)) \
+                + CONNECT_TIMEOUT_S + GREETING_TIMEOUT_S + 60
             server_before = await _server_process(http)
-            results = await asyncio.gather(*[
-                self._talk(f"{ws_base}/ws/conversations/{cid}/", audio, turns, deadline, offset=i)
-                for i, cid in enumerate(convs)
-            ])
+            pool = ProcessPoolExecutor(max_workers=len(convs), mp_context=multiprocessing.get_context("spawn"))
+            loop = asyncio.get_running_loop()
+            try:
+                futures = [loop.run_in_executor(pool, talk_in_process, f"{ws_base}/ws/conversations/{cid}/",
+                                                audio, turns, deadline, i)
+                           for i, cid in enumerate(convs)]
+                results = []
+                for future in futures:
+                    try:
+                        results.append(await asyncio.wait_for(future, timeout=limit))
+                    except asyncio.TimeoutError:
+                        results.append({**_empty_result(), "dropped": f"no result in {limit:.0f} s"})
+                    except Exception as exc:  # noqa: BLE001 - a client process that died
+                        results.append({**_empty_result(), "dropped": f"client failed: {type(exc).__name__}: {exc}"})
+            finally:
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
             server_after = await _server_process(http)
             left = await _sessions_left(http)
-        await watch.stop()
         u2u = [r for conv in results for r in conv["u2u_ms"]]
         fps = [conv["video_fps"] for conv in results if conv["video_fps"]]
         offsets = [o for conv in results for o in conv["av_offset_ms"]]
-        loop = (server_after or {}).get("event_loop") or {}
+        loop_stats = (server_after or {}).get("event_loop") or {}
+        clients = [conv["client_loop"] for conv in results if conv.get("client_loop")]
+        worst_client = max(clients, key=lambda c: c["longest_ms"], default={})
         return {
             "concurrency": concurrency,
             "turns_asked": sum(conv["asked"] for conv in results),
@@ -135,72 +154,100 @@ class Command(BaseCommand):
                           "per_call": [round(f, 1) for f in fps]},
             "av_offset_ms": {"p50": round(float(np.median(np.abs(offsets))), 1) if offsets else None,
                              "max": round(float(np.max(np.abs(offsets))), 1) if offsets else None},
-            "server_event_loop": {"stalls": loop.get("stalls", 0) - ((server_before or {}).get("event_loop") or {}).get("stalls", 0),
-                                  "longest_ms": loop.get("longest_ms"), "longest_where": loop.get("longest_where")},
-            "client_event_loop": {"stalls": watch.stall_count, "longest_ms": watch.stats()["longest_ms"],
-                                  "longest_where": watch.stats()["longest_where"]},
+            "server_event_loop": {
+                "stalls": loop_stats.get("stalls", 0) - ((server_before or {}).get("event_loop") or {}).get("stalls", 0),
+                "longest_ms": loop_stats.get("longest_ms"), "longest_where": loop_stats.get("longest_where")},
+            "client_event_loop": {"stalls": sum(c["stalls"] for c in clients),
+                                  "longest_ms": worst_client.get("longest_ms"),
+                                  "longest_where": worst_client.get("longest_where")},
             "sessions_left": left,
             "rss_end": _rss_mb(procs),
         }
 
-    async def _talk(self, ws_url, audio, turns, deadline, *, offset):
-        from conversations.realtime.client import CVIClient, WebsocketSignalling
 
-        mouth = MouthTracker()
-        signalling = WebsocketSignalling(ws_url)
-        out = {"u2u_ms": [], "video_fps": 0.0, "av_offset_ms": [], "missed": 0, "asked": 0, "dropped": ""}
-        try:
-            await signalling.open()
-        except Exception as exc:  # noqa: BLE001 - reported as a dropped call
-            out["dropped"] = f"could not open the WebSocket: {type(exc).__name__}: {exc}"
-            return out
-        client = CVIClient(signalling, keep_audio=False, on_video=mouth.add)
-        video_since = None
-        try:
-            try:
-                await client.connect(timeout=CONNECT_TIMEOUT_S)
-                await client.wait_event("conversation.replica.stopped_speaking", timeout=GREETING_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - join refused, no transport, no greeting
-                out["dropped"] = f"join: {type(exc).__name__}: {exc}"
-                return out
-            video_since = time.monotonic()
-            turn = 0
-            while (time.monotonic() < deadline) if deadline else (turn < turns):
-                if client.pc.connectionState in ("failed", "closed") or client.ended is not None:
-                    out["dropped"] = (f"after {turn} turn(s): transport {client.pc.connectionState}, "
-                                      f"ended={client.ended}")
-                    break
-                pcm = audio[(turn + offset) % len(audio)]
-                turn += 1
-                out["asked"] += 1
-                try:
-                    t_voiced = await asyncio.wait_for(client.say(pcm), timeout=60 + len(pcm) / 48_000)
-                    t_started, _ = await client.wait_event("conversation.replica.started_speaking",
-                                                           timeout=REPLY_START_TIMEOUT_S, after=t_voiced)
-                    await client.wait_event("conversation.replica.stopped_speaking", timeout=REPLY_END_TIMEOUT_S,
-                                            after=t_started)
-                except (TimeoutError, asyncio.TimeoutError):
-                    out["missed"] += 1
-                    continue
-                first = client.first_reply_audio_after(t_voiced)
-                if first is None:
-                    out["missed"] += 1
-                    continue
-                out["u2u_ms"].append(1000 * (first - t_voiced))
-                onset = mouth.onset_after(first - 0.5)
-                if onset is not None:
-                    out["av_offset_ms"].append(1000 * (onset - first))
-                await asyncio.sleep(1.0)  # a person pauses before the next question
-            if not out["dropped"] and client.pc.connectionState in ("failed", "closed"):
-                out["dropped"] = f"after {turn} turn(s): transport {client.pc.connectionState}"
-        finally:
-            if video_since is not None:
-                out["video_fps"] = client.video_fps(since=video_since)
-            try:
-                await asyncio.wait_for(client.close(), timeout=30)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+def _empty_result() -> dict:
+    return {"u2u_ms": [], "video_fps": 0.0, "av_offset_ms": [], "missed": 0, "asked": 0, "dropped": "",
+            "client_loop": None}
+
+
+def talk_in_process(ws_url, audio, turns, deadline, offset) -> dict:
+    """One participant in its own process (the benchmark's pool runs this)."""
+    return asyncio.run(_talk_watched(ws_url, audio, turns, deadline, offset=offset))
+
+
+async def _talk_watched(ws_url, audio, turns, deadline, *, offset) -> dict:
+    from conversations.realtime.loopwatch import LoopWatch
+
+    watch = LoopWatch(name="bench client")  # the client's own loop: a stall here is not the server's
+    watch.start()
+    try:
+        out = await _talk(ws_url, audio, turns, deadline, offset=offset)
+    finally:
+        await watch.stop()
+    stats_ = watch.stats()
+    out["client_loop"] = {"stalls": stats_["stalls"], "longest_ms": stats_["longest_ms"],
+                          "longest_where": stats_["longest_where"]}
+    return out
+
+
+async def _talk(ws_url, audio, turns, deadline, *, offset):
+    from conversations.realtime.client import CVIClient, WebsocketSignalling
+
+    mouth = MouthTracker()
+    signalling = WebsocketSignalling(ws_url)
+    out = _empty_result()
+    try:
+        await signalling.open()
+    except Exception as exc:  # noqa: BLE001 - reported as a dropped call
+        out["dropped"] = f"could not open the WebSocket: {type(exc).__name__}: {exc}"
         return out
+    client = CVIClient(signalling, keep_audio=False, on_video=mouth.add)
+    video_since = None
+    try:
+        try:
+            await client.connect(timeout=CONNECT_TIMEOUT_S)
+            await client.wait_event("conversation.replica.stopped_speaking", timeout=GREETING_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - join refused, no transport, no greeting
+            out["dropped"] = f"join: {type(exc).__name__}: {exc}"
+            return out
+        video_since = time.monotonic()
+        turn = 0
+        while (time.time() < deadline) if deadline else (turn < turns):
+            if client.pc.connectionState in ("failed", "closed") or client.ended is not None:
+                out["dropped"] = (f"after {turn} turn(s): transport {client.pc.connectionState}, "
+                                  f"ended={client.ended}")
+                break
+            pcm = audio[(turn + offset) % len(audio)]
+            turn += 1
+            out["asked"] += 1
+            try:
+                t_voiced = await asyncio.wait_for(client.say(pcm), timeout=60 + len(pcm) / 48_000)
+                t_started, _ = await client.wait_event("conversation.replica.started_speaking",
+                                                       timeout=REPLY_START_TIMEOUT_S, after=t_voiced)
+                await client.wait_event("conversation.replica.stopped_speaking", timeout=REPLY_END_TIMEOUT_S,
+                                        after=t_started)
+            except (TimeoutError, asyncio.TimeoutError):
+                out["missed"] += 1
+                continue
+            first = client.first_reply_audio_after(t_voiced)
+            if first is None:
+                out["missed"] += 1
+                continue
+            out["u2u_ms"].append(1000 * (first - t_voiced))
+            onset = mouth.onset_after(first - 0.5)
+            if onset is not None:
+                out["av_offset_ms"].append(1000 * (onset - first))
+            await asyncio.sleep(1.0)  # a person pauses before the next question
+        if not out["dropped"] and client.pc.connectionState in ("failed", "closed"):
+            out["dropped"] = f"after {turn} turn(s): transport {client.pc.connectionState}"
+    finally:
+        if video_since is not None:
+            out["video_fps"] = client.video_fps(since=video_since)
+        try:
+            await asyncio.wait_for(client.close(), timeout=30)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    return out
 
 
 async def _server_process(http: httpx.AsyncClient) -> dict | None:

@@ -1,0 +1,102 @@
+"""The box's LLM service: one llama.cpp server (``llama-server``) shared by every call and every
+web process, with continuous batching and one slot per live call that keeps its prompt prefix
+cached. ``make run`` (``manage.py serve``), the live site of the end-to-end tests and the
+benchmarks all start it through ``start_llm_service``, so they run what a user gets.
+
+In production it is its own process or box (or vLLM on a GPU) and ``LLM_URL`` points at it;
+then nothing is started here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+#: the model name the embedded LLM engines send; the server serves one model, so any name works
+READY_TIMEOUT_S = 120
+
+
+def llm_server_binary() -> str | None:
+    """``llama-server`` from this virtual environment (``make setup`` puts it there), or PATH."""
+    beside = Path(sys.executable).parent / "llama-server"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("llama-server")
+
+
+def service_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def llm_service_command(*, binary: str, gguf: str, port: int, slots: int, n_ctx: int, threads: int,
+                        threads_batch: int) -> list[str]:
+    """The server's command line: ``slots`` parallel sequences (one per live call this box holds),
+    each with ``n_ctx`` tokens of context, batched together."""
+    return [
+        binary, "--model", gguf, "--host", "127.0.0.1", "--port", str(port),
+        "--parallel", str(slots), "--ctx-size", str(n_ctx * slots), "--no-kv-unified",
+        "--cont-batching", "--cache-prompt", "--jinja",
+        "--threads", str(threads), "--threads-batch", str(threads_batch),
+        "--threads-http", str(slots + 2), "--no-webui", "--metrics",
+        # a prompt is kept per slot; a call that lands on another slot restores its prefix from RAM
+        "--cache-ram", "512",
+    ]
+
+
+def start_llm_service(*, port: int, slots: int, n_ctx: int, threads: int, threads_batch: int,
+                      log_path: Path | None = None, models_dir: str | os.PathLike[str] | None = None,
+                      ) -> subprocess.Popen:
+    """Start the server on the sha256-checked embedded model; returns once it answers /health."""
+    from conversations.realtime.engines.models import qwen_gguf_path
+
+    binary = llm_server_binary()
+    if binary is None:
+        raise RuntimeError("llama-server is not installed (make setup builds it into .venv/bin)")
+    gguf = str(qwen_gguf_path(models_dir))
+    cmd = llm_service_command(binary=binary, gguf=gguf, port=port, slots=slots, n_ctx=n_ctx,
+                              threads=threads, threads_batch=threads_batch)
+    out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(service_url(port), proc=proc)
+    except Exception:
+        proc.terminate()
+        raise
+    return proc
+
+
+def wait_ready(url: str, *, proc: subprocess.Popen | None = None, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until the server has loaded its model (``/health`` says ok)."""
+    health = url.rstrip("/").removesuffix("/v1") + "/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"llama-server exited with status {proc.returncode}")
+        try:
+            if httpx.get(health, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the LLM service at {url} was not ready within {timeout:.0f} s")
+
+
+def check_health(url: str) -> tuple[bool, str]:
+    """For /healthz: is the box's LLM service up, and how many slots does it have?"""
+    base = url.rstrip("/").removesuffix("/v1")
+    r = httpx.get(base + "/health", timeout=2)
+    if r.status_code != 200:
+        return False, f"{base}/health answered {r.status_code}"
+    try:
+        slots = httpx.get(base + "/slots", timeout=2).json()
+        return True, f"{base}: {len(slots)} slot(s), {sum(1 for s in slots if s.get('is_processing'))} busy"
+    except (httpx.HTTPError, ValueError):
+        return True, base
