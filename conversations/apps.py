@@ -11,5 +11,6 @@ class ConversationsConfig(AppConfig):
         from conversations.realtime.engines import registry
 
         # Engines read their model files from the data dir that setup_opencvi filled.
-        registry.configure(model_dir=settings.MODELS_DIR)
+        registry.configure(model_dir=settings.MODELS_DIR, llm_url=settings.LLM_URL,
+                           llm_n_ctx=settings.LLM_CONTEXT_TOKENS)
         netguard.configure(allow_private=settings.ALLOW_PRIVATE_URLS)

@@ -66,20 +66,27 @@ def _check_engines() -> dict[str, dict]:
     return out
 
 
+def _check_llm_service() -> tuple[bool, str]:
+    from cvi_site.llmservice import check_health
+
+    return check_health(settings.LLM_URL)
+
+
+def _timed(fn) -> dict:
+    started = time.perf_counter()
+    try:
+        ok, detail = fn()
+    except Exception as exc:  # every failure is reported, none is raised
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return {"ok": ok, "required": True, "detail": detail, "ms": round(1000 * (time.perf_counter() - started), 1)}
+
+
 def collect_health() -> dict:
     checks: dict[str, dict] = {}
     for name, fn in (("database", _check_database), ("channel_layer", _check_channel_layer), ("broker", _check_broker)):
-        started = time.perf_counter()
-        try:
-            ok, detail = fn()
-        except Exception as exc:  # every failure is reported, none is raised
-            ok, detail = False, f"{type(exc).__name__}: {exc}"
-        checks[name] = {
-            "ok": ok,
-            "required": True,
-            "detail": detail,
-            "ms": round(1000 * (time.perf_counter() - started), 1),
-        }
+        checks[name] = _timed(fn)
+    if settings.LLM_URL:
+        checks["llm_service"] = _timed(_check_llm_service)
     checks.update(_check_engines())
     healthy = all(c["ok"] for c in checks.values() if c["required"])
     return {"status": "ok" if healthy else "unavailable", "checks": checks, "process": _process()}

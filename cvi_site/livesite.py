@@ -40,7 +40,8 @@ class LiveSite:
         """The end of the site's own log (Daphne, then the worker's if one runs): for failures."""
         data_dir = Path(self.env["OPENCVI_DATA_DIR"])
         parts = [f"--- {p.name} ---\n{p.read_text(errors='replace')[-chars:]}"
-                 for p in (data_dir / "daphne.log", data_dir / "worker.log") if p.exists()]
+                 for p in (data_dir / "daphne.log", data_dir / "worker.log", data_dir / "llm-service.log")
+                 if p.exists()]
         return "\n".join(parts)
 
     def stop(self) -> None:
@@ -55,7 +56,7 @@ class LiveSite:
 
 
 def start_site(data_dir: Path, *, env_overrides: dict | None = None, worker: bool = False,
-               setup: bool = False, account: str = "live") -> LiveSite:
+               setup: bool = False, account: str = "live", llm_service: bool = False) -> LiveSite:
     """Migrate a fresh data dir, create an API key, and start Daphne (+ a worker) on a free port.
 
     ``setup=True`` also runs ``setup_opencvi`` (models + stock face); models are shared with
@@ -76,10 +77,23 @@ def start_site(data_dir: Path, *, env_overrides: dict | None = None, worker: boo
     if setup:
         site.manage("setup_opencvi", timeout=900)
     site.api_key = site.manage("create_api_key", account, "--create-account").strip().splitlines()[-1]
+    if llm_service:
+        # the box's LLM service, started as `manage.py serve` starts it (cvi_site/llmservice.py)
+        from django.conf import settings
+
+        from cvi_site.llmservice import service_url, start_llm_service
+
+        llm_port = free_port()
+        site.procs.append(start_llm_service(
+            port=llm_port, slots=settings.LLM_SLOTS, n_ctx=settings.LLM_CONTEXT_TOKENS,
+            threads=settings.LLM_THREADS, threads_batch=os.cpu_count() or 2,
+            log_path=data_dir / "llm-service.log", models_dir=env["OPENCVI_MODELS_DIR"]))
+        env["LLM_URL"] = service_url(llm_port)
     bin_dir = Path(sys.executable).parent
     log = open(data_dir / "daphne.log", "w")
-    site.procs.append(subprocess.Popen([str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                                        "cvi_site.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+    daphne = subprocess.Popen([str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                               "cvi_site.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    site.procs.append(daphne)
     if worker:
         wlog = open(data_dir / "worker.log", "w")
         site.procs.append(subprocess.Popen([str(bin_dir / "celery"), "-A", "cvi_site", "worker", "--pool", "solo",
@@ -93,7 +107,7 @@ def start_site(data_dir: Path, *, env_overrides: dict | None = None, worker: boo
                 return site
         except httpx.HTTPError:
             pass
-        if site.procs[0].poll() is not None:
+        if daphne.poll() is not None:
             break
         time.sleep(0.3)
     site.stop()

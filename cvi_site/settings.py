@@ -242,9 +242,24 @@ SPECTACULAR_SETTINGS = {
 
 # Per-account limit of live conversations (an account may override it).
 MAX_CONCURRENT_CONVERSATIONS = env_int("MAX_CONCURRENT_CONVERSATIONS", 4, minimum=1)
+# ---------------------------------------------------------------------------- the box's LLM service
+# One llama.cpp server per box, shared by every call and web process (cvi_site/llmservice.py).
+# LLM_URL: an OpenAI-compatible base URL (…/v1) serving the embedded model: a server on its own box
+# or vLLM on a GPU. Empty: `manage.py serve` starts llama-server on LLM_SERVICE_PORT and points the
+# web processes at it; a process with no LLM_URL at all runs the model in-process (tests, scripts).
+LLM_URL = env_url("LLM_URL", schemes=("http", "https")).rstrip("/")
+LLM_SERVICE_PORT = env_int("LLM_SERVICE_PORT", 8089, minimum=1)
+# Parallel sequences (a cached slot per live call); default: the calls one web process holds.
+LLM_SLOTS = env_int("LLM_SLOTS", 0, minimum=0)
+# llama.cpp threads for generation; prompt evaluation uses every core. On a busy 2-core box one
+# generation thread kept 10-11 tokens/s where two fell to 0.4-2.4 (shared/MODELS.md).
+LLM_THREADS = env_int("LLM_THREADS", 1, minimum=1)
+LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 4096, minimum=512)
+
 # Live calls one server process holds at its latency goal (admission control: the next join is
 # refused with "server_at_capacity"); measured with `bench_u2u --concurrency N` on 2 cores.
 MAX_LIVE_CALLS_PER_PROCESS = env_int("MAX_LIVE_CALLS_PER_PROCESS", 4, minimum=1)
+LLM_SLOTS = LLM_SLOTS or MAX_LIVE_CALLS_PER_PROCESS
 # Python's GIL switch interval in the web process (µs; CPython's default is 5000): see cvi_site/asgi.py.
 GIL_SWITCH_INTERVAL_US = env_int("GIL_SWITCH_INTERVAL_US", 500, minimum=50)
 # Webhooks are signed with this key (HMAC-SHA256); defaults to the secret key.

@@ -192,3 +192,69 @@ def test_a_join_beyond_the_process_limit_is_refused_and_nothing_is_left_open(con
     assert second_conv.shutdown_reason == "server_at_capacity"
     errors = ConversationEvent.objects.filter(conversation=second_conv, event_type="system.error")
     assert [e.properties["code"] for e in errors] == ["server_at_capacity"]
+
+
+async def _offer(ws):
+    """A new peer connection for this participant, over the same WebSocket (what the page
+    does when a live call's media drops); returns it once connected."""
+    pc = RTCPeerConnection()
+    pc.createDataChannel("opencvi")
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    await ws.send_json_to({"type": "offer", "sdp": pc.localDescription.sdp})
+    while True:
+        msg = await ws.receive_json_from(timeout=20)
+        if msg["type"] == "answer":
+            break
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+    for _ in range(200):
+        if pc.connectionState == "connected":
+            return pc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"peer connection {pc.connectionState}")
+
+
+async def _reply_to(ws, text):
+    """Ask over the protocol and wait for the face to start answering."""
+    await ws.send_json_to({"type": "message", "message": {
+        "message_type": "conversation", "event_type": "conversation.respond", "properties": {"text": text}}})
+    while True:
+        msg = await ws.receive_json_from(timeout=20)
+        if msg["type"] == "event" and msg["event"]["event_type"] == "conversation.replica.started_speaking":
+            return msg["event"]
+
+
+def test_a_dropped_peer_rejoins_within_the_grace_period_and_the_call_goes_on(conversation):
+    """The media drops (the peer connection dies), then the WebSocket too; the page comes back
+    within participant_left_timeout and the same live session answers, history included."""
+    from conversations.session import SESSIONS
+
+    conv = conversation(properties={"participant_left_timeout": 30})
+
+    async def scenario():
+        ws, first = await _connect(f"/ws/conversations/{conv.id}/")
+        assert first["type"] == "joined"
+        pc = await _offer(ws)
+        await _reply_to(ws, "First question.")
+        session = SESSIONS[conv.id]
+        # 1. the media connection dies; the WebSocket stays: a new offer on the same socket
+        await pc.close()
+        pc = await _offer(ws)
+        await _reply_to(ws, "Second question.")
+        # 2. the WebSocket drops as well: the participant is gone, the grace period runs
+        await ws.disconnect()
+        await pc.close()
+        await asyncio.sleep(0.5)
+        assert SESSIONS.get(conv.id) is session and not session.ended
+        ws, first = await _connect(f"/ws/conversations/{conv.id}/")
+        assert first["type"] == "joined"
+        pc = await _offer(ws)
+        await _reply_to(ws, "Third question.")
+        assert SESSIONS.get(conv.id) is session
+        users = [m["content"] for m in session.pipeline.history if m["role"] == "user"]
+        assert users == ["First question.", "Second question.", "Third question."]
+        await ws.disconnect()
+        await pc.close()
+        await _end_all()
+
+    run(scenario(), timeout=120)

@@ -87,7 +87,7 @@ class Command(BaseCommand):
 
         data_dir = Path(tempfile.mkdtemp(prefix="opencvi-bench-"))
         self.stdout.write(f"starting a site in {data_dir} …")
-        site = start_site(data_dir, setup=True, account="bench",
+        site = start_site(data_dir, setup=True, account="bench", llm_service=True,
                           env_overrides={"MAX_CONCURRENT_CONVERSATIONS": "64", "LOG_LEVEL": log_level})
         return site.url, site.api_key, site.procs
 

@@ -315,6 +315,10 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+#: how the embedded model samples, in-process or served by the box's LLM service
+SAMPLING: dict[str, Any] = {"top_p": 0.8, "top_k": 20, "repeat_penalty": 1.05}
+
+
 class LlamaCppLLM(LanguageModel):
     """An instruct GGUF run in-process by llama.cpp; shared by every session of the process."""
 
@@ -325,7 +329,8 @@ class LlamaCppLLM(LanguageModel):
 
     def __init__(self, model_path: str | os.PathLike[str] | None = None, *, name: str = "qwen2.5-0.5b",
                  n_ctx: int = 4096, n_threads: int = 2, state_cache_bytes: int = 64 << 20,
-                 top_p: float = 0.8, top_k: int = 20, repeat_penalty: float = 1.05) -> None:
+                 top_p: float = SAMPLING["top_p"], top_k: int = SAMPLING["top_k"],
+                 repeat_penalty: float = SAMPLING["repeat_penalty"]) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -595,6 +600,9 @@ class OpenAILLM(LanguageModel):
         self._query = dict(default_query or {})
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._client: httpx.AsyncClient | None = None
+        #: the server's own figures for the last completion, when it sends them (llama.cpp's
+        #: ``timings``: prompt tokens evaluated vs taken from its cache)
+        self.last_timings: dict[str, Any] = {}
         # where errors say we tried to go: no userinfo, no query string (may hold secrets)
         url = httpx.URL(self.base_url)
         self._where = str(url.copy_with(username=None, password=None, query=None, fragment=None))
@@ -663,6 +671,8 @@ class OpenAILLM(LanguageModel):
                     except ValueError:
                         logger.warning("ignoring a malformed SSE line from the LLM endpoint")
                         continue
+                    if isinstance(chunk.get("timings"), dict):
+                        self.last_timings = chunk["timings"]
                     if chunk.get("error"):
                         raise self._error(f"the LLM endpoint at {self._where} reported an error: "
                                           f"{_error_detail(json.dumps(chunk))}")
@@ -713,3 +723,32 @@ def _error_detail(body: str, limit: int = 300) -> str:
         pass
     body = " ".join(body.split())
     return body[:limit] + ("…" if len(body) > limit else "")
+
+
+class ServiceLLM(OpenAILLM):
+    """The embedded model served by the box's LLM service (llama.cpp's server; vLLM on a GPU):
+    one model for every call and web process, batched, a cached prompt slot per live call.
+
+    The server picks for each request the slot whose cached prompt shares the longest prefix
+    with it, so a call keeps returning to its own slot and only its new turn is evaluated.
+    ``warm_up`` evaluates the system prompt into a slot while the greeting plays."""
+
+    def __init__(self, *, base_url: str, name: str, timeout: float = 30.0) -> None:
+        super().__init__(base_url=base_url, model=name, timeout=timeout,
+                         extra_body={"cache_prompt": True, **SAMPLING})
+        self.name = name
+
+    async def warm_up(self, messages: Sequence[dict[str, Any]], *,
+                      tools: Sequence[dict[str, Any]] | None = None) -> None:
+        if self._client is None:
+            from .. import netguard
+
+            self._client = netguard.async_client(timeout=self._timeout)
+        body: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": 1,
+                                "temperature": 0.0, "stream": False, **self._extra_body}
+        if tools:
+            body["tools"] = list(tools)
+        resp = await self._client.post(f"{self.base_url}/chat/completions", json=body, headers=self._headers)
+        if resp.status_code >= 400:
+            raise self._error(f"warming up the LLM service at {self._where} failed: HTTP {resp.status_code}")
+

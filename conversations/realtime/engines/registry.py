@@ -44,17 +44,21 @@ _ALIASES = {
     "vad": {"silero-vad": "silero", "silero_vad": "silero"},
 }
 
-_settings: dict[str, Any] = {"llm_threads": 2, "stt_threads": 2, "llm_n_ctx": 4096}
+_settings: dict[str, Any] = {"llm_threads": 2, "stt_threads": 2, "llm_n_ctx": 4096, "llm_url": ""}
 _instances: dict[tuple[str, str], object] = {}
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _registry_lock = threading.Lock()
 
 
 def configure(*, model_dir: str | os.PathLike[str] | None = None, llm_threads: int | None = None,
-              stt_threads: int | None = None, llm_n_ctx: int | None = None) -> None:
-    """Process settings for engines not loaded yet (the Django side calls this once)."""
+              stt_threads: int | None = None, llm_n_ctx: int | None = None, llm_url: str | None = None) -> None:
+    """Process settings for engines not loaded yet (the Django side calls this once).
+    ``llm_url``: the box's LLM service (llama-server or vLLM) that serves the embedded model
+    to every process; without it the model is loaded in this process."""
     if model_dir is not None:
         models.set_default_model_dir(model_dir)
+    if llm_url is not None:
+        _settings["llm_url"] = llm_url
     for key, value in (("llm_threads", llm_threads), ("stt_threads", stt_threads), ("llm_n_ctx", llm_n_ctx)):
         if value is not None:
             _settings[key] = int(value)
@@ -73,10 +77,11 @@ def canonical_name(kind: str, name: str | None) -> str:
 def available_engines() -> dict[str, list[dict[str, Any]]]:
     """The valid engine choices of each layer in this installation (for the REST API and
     the PAL validation). Cheap: loads nothing."""
+    where = ("served to every call by this box's LLM service (llama.cpp server, continuous batching)"
+             if _settings["llm_url"] else "in-process via llama.cpp")
     llm: list[dict[str, Any]] = [
         {"name": DEFAULT_LLM, "embedded": True, "default": True,
-         "description": "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) in-process via llama.cpp; "
-                        "streams, supports tools"},
+         "description": f"Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) {where}; streams, supports tools"},
     ]
     if models.gemma_installed():
         llm.append({"name": "gemma-3-270m", "embedded": True, "default": False,
@@ -182,8 +187,11 @@ def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: st
             raise EngineError("the openai LLM engine needs a model name", engine=REMOTE_LLM, code="bad_config")
         return OpenAILLM(base_url=base_url, model=remote_model, api_key=api_key, headers=headers,
                          extra_body=extra_body, default_query=default_query, timeout=timeout)
-    from .llm import LlamaCppLLM
+    from .llm import LlamaCppLLM, ServiceLLM
 
+    if canonical == DEFAULT_LLM and _settings["llm_url"]:
+        # the box's shared service: a cheap client per session (close it with aclose())
+        return ServiceLLM(base_url=_settings["llm_url"], name=canonical, timeout=timeout)
     if canonical == DEFAULT_LLM:
         return _load_once("llm", canonical, lambda: LlamaCppLLM(
             name=canonical, n_threads=_settings["llm_threads"], n_ctx=_settings["llm_n_ctx"]))  # type: ignore[return-value]
@@ -210,7 +218,8 @@ def preload(*, vad: bool = True, stt: Iterable[str] | None = (DEFAULT_STT,),
     for name in tts or ():
         get_tts(name)
     for name in llm or ():
-        get_llm(name)
+        if not _settings["llm_url"]:
+            get_llm(name)
 
 
 def shutdown() -> None:

@@ -1,5 +1,6 @@
-"""Start everything OpenCVI needs on this machine as one command: Daphne (web, API,
-WebSockets, media) and a Celery worker. Ctrl-C (or SIGTERM) stops both cleanly."""
+"""Start everything OpenCVI needs on this machine as one command: the box's LLM service
+(llama-server, unless LLM_URL points at one elsewhere), Daphne (web, API, WebSockets, media) and a
+Celery worker. Ctrl-C (or SIGTERM) stops them all cleanly."""
 from __future__ import annotations
 
 import os
@@ -23,8 +24,19 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, no_worker: bool, **options):
         bin_dir = os.path.dirname(sys.executable)
         procs: list[tuple[str, subprocess.Popen]] = []
+        env = dict(os.environ)
+        if not settings.LLM_URL:
+            # The box's LLM service, shared by the web process(es) and the worker (llmservice.py).
+            from cvi_site.llmservice import service_url, start_llm_service
+
+            self.stdout.write(f"Starting the LLM service (llama-server, {settings.LLM_SLOTS} slots) …")
+            procs.append(("llm", start_llm_service(
+                port=settings.LLM_SERVICE_PORT, slots=settings.LLM_SLOTS, n_ctx=settings.LLM_CONTEXT_TOKENS,
+                threads=settings.LLM_THREADS, threads_batch=os.cpu_count() or 2,
+                log_path=settings.DATA_DIR / "llm-service.log", models_dir=settings.MODELS_DIR)))
+            env["LLM_URL"] = service_url(settings.LLM_SERVICE_PORT)
         web_cmd = [os.path.join(bin_dir, "daphne"), "-b", host, "-p", str(port), "cvi_site.asgi:application"]
-        procs.append(("web", subprocess.Popen(web_cmd)))
+        procs.append(("web", subprocess.Popen(web_cmd, env=env)))
         if not no_worker:
             worker_cmd = [
                 os.path.join(bin_dir, "celery"), "-A", "cvi_site", "worker",
@@ -34,13 +46,14 @@ class Command(BaseCommand):
                 # Embedded beat: housekeeping (stale conversations and face jobs) needs no extra process.
                 "--beat", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME,
             ]
-            procs.append(("worker", subprocess.Popen(worker_cmd)))
+            procs.append(("worker", subprocess.Popen(worker_cmd, env=env)))
 
         # Print the URL once Daphne accepts connections, so it works when someone opens it.
         import socket
 
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and procs[0][1].poll() is None:
+        web = dict(procs)["web"]
+        while time.monotonic() < deadline and web.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "::") else host, port), timeout=1):
                     break
