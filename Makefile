@@ -53,19 +53,24 @@ $(LLAMA_SERVER): $(STAMP)
 	  set -e; tmp=$$(mktemp -d); \
 	  $(PIP) download --quiet --no-binary :all: --no-deps llama_cpp_python==$(LLAMA_VERSION) -d $$tmp; \
 	  tar xzf $$tmp/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $$tmp; \
-	  cmake -S $$tmp/llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp -B $$tmp/build $(LLAMA_SERVER_CMAKE_ARGS) >/dev/null; \
-	  cmake --build $$tmp/build --target llama-server -j$$(nproc) >/dev/null; \
+	  cmake=$$(command -v cmake || { $(PIP) install --quiet cmake && echo $(VENV)/bin/cmake; }); \
+	  $$cmake -S $$tmp/llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp -B $$tmp/build $(LLAMA_SERVER_CMAKE_ARGS) >/dev/null; \
+	  $$cmake --build $$tmp/build --target llama-server -j$$(nproc) >/dev/null; \
 	  mkdir -p "$(LLAMA_SERVER_CACHE)"; cp $$tmp/build/bin/llama-server "$(LLAMA_SERVER_CACHE)/llama-server.tmp"; \
 	  mv "$(LLAMA_SERVER_CACHE)/llama-server.tmp" "$(LLAMA_SERVER_CACHE)/llama-server"; rm -rf $$tmp; \
 	fi
 	cp "$(LLAMA_SERVER_CACHE)/llama-server" $(LLAMA_SERVER)
 
-# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser); the
+# scale-out test runs Debian's nginx in front of two web processes.
 sysdeps-test:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "==> Installing Debian chromium for the browser tests"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || missing="$$missing nginx-light"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "==> Installing Debian packages for the tests:$$missing"; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  fi
 
 # Re-resolve the lock from requirements.in (needs network to PyPI).
 lock:

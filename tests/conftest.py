@@ -31,6 +31,30 @@ def redis_url() -> str:
     return TEST_REDIS_URL
 
 
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL") or "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_database():
+    """A fresh PostgreSQL database of the test's own (for deployments of several processes),
+    dropped afterwards; yields its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"opencvi_t_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(TEST_POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001
+        require_service("PostgreSQL", f"{TEST_POSTGRES_URL}: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _fresh_redis_db():
     """The suite owns its Redis database (index 15 by default): start it empty."""
