@@ -98,7 +98,10 @@ def _process() -> dict:
     from conversations.session import SESSIONS
 
     watch = loop_watch()
+    from conversations.realtime.transport import VIDEO_GOVERNOR
+
     return {"pid": os.getpid(), "live_calls": sum(1 for s in SESSIONS.values() if not s.ended),
+            "face_video_fps": VIDEO_GOVERNOR.fps,
             "event_loop": watch.stats() if watch is not None else None}
 
 

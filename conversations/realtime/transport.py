@@ -152,6 +152,85 @@ class QueuedTrack(MediaStreamTrack):
             pass
 
 
+class VideoGovernor:
+    """Degrade, don't collapse: one per process, it lowers every call's face frame rate when the
+    process cannot render and encode video in time, before audio suffers (audio is always
+    taken first by the pumps and never thinned).
+
+    Every ``window_s`` it looks at the pumps' late frames (a frame due before the last one was
+    out) and the event loop's stalls; under pressure the frame *stride* grows (25 → 12.5 →
+    8.3 fps), after ``calm_windows`` quiet windows it shrinks again."""
+
+    MAX_STRIDE = 3
+
+    def __init__(self, *, window_s: float = 2.0, late_ratio: float = 0.05, calm_windows: int = 5) -> None:
+        self.window_s = window_s
+        self.late_ratio = late_ratio
+        self.calm_windows = calm_windows
+        self.stride = 1
+        self._pumps: set[MediaPump] = set()
+        self._task: asyncio.Task | None = None
+        self._calm = 0
+        self._seen: dict[int, tuple[int, int]] = {}  # id(pump) -> (frames, late) at the last look
+        self._stalls_seen = 0
+
+    @property
+    def fps(self) -> float:
+        return VIDEO_FPS / self.stride
+
+    def register(self, pump: "MediaPump") -> None:
+        self._pumps.add(pump)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="video-governor")
+
+    def unregister(self, pump: "MediaPump") -> None:
+        self._pumps.discard(pump)
+        self._seen.pop(id(pump), None)
+        if not self._pumps and self._task is not None:
+            self._task.cancel()
+            self._task = None
+            self.stride = 1
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.window_s)
+            self.decide(self._pressure())
+
+    def _pressure(self) -> bool:
+        frames = late = 0
+        for pump in list(self._pumps):
+            f0, l0 = self._seen.get(id(pump), (0, 0))
+            frames += pump.video_frames - f0
+            late += pump.late_video_frames - l0
+            self._seen[id(pump)] = (pump.video_frames, pump.late_video_frames)
+        from .loopwatch import loop_watch
+
+        watch = loop_watch()
+        stalls = 0
+        if watch is not None:
+            stalls = watch.stall_count - self._stalls_seen
+            self._stalls_seen = watch.stall_count
+        # late frames: the renderer/encoder cannot keep up; many loop stalls: the GIL is short
+        return (frames + late > 0 and late / (frames + late) > self.late_ratio) or stalls > 3 * self.window_s
+
+    def decide(self, pressure: bool) -> None:
+        if pressure:
+            self._calm = 0
+            if self.stride < self.MAX_STRIDE:
+                self.stride += 1
+                logger.warning("video falls behind: face video at %.1f fps for %d call(s)", self.fps, len(self._pumps))
+        else:
+            self._calm += 1
+            if self.stride > 1 and self._calm >= self.calm_windows:
+                self.stride -= 1
+                self._calm = 0
+                logger.info("video keeps up again: face video at %.1f fps", self.fps)
+
+
+#: the process's governor (every pump of the process registers with it)
+VIDEO_GOVERNOR = VideoGovernor()
+
+
 class MediaPump:
     """Paces reply audio and face video on one clock and fans them out to the peers."""
 
@@ -162,10 +241,12 @@ class MediaPump:
         *,
         audio_only: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
+        governor: VideoGovernor | None = VIDEO_GOVERNOR,
     ) -> None:
         self._read_audio = read_audio
         self._render_video = None if audio_only else render_video
         self._monotonic = monotonic
+        self._governor = governor if self._render_video is not None else None
         self._audio_tracks: set[QueuedTrack] = set()
         self._video_tracks: set[QueuedTrack] = set()
         self._task: asyncio.Task | None = None
@@ -187,6 +268,8 @@ class MediaPump:
             self._video_tracks.add(video)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="media-pump")
+            if self._governor is not None:
+                self._governor.register(self)
         return audio, video
 
     def remove_tracks(self, *tracks: QueuedTrack | None) -> None:
@@ -202,6 +285,8 @@ class MediaPump:
         return bool(self._audio_tracks)
 
     async def close(self) -> None:
+        if self._governor is not None:
+            self._governor.unregister(self)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -243,10 +328,12 @@ class MediaPump:
                     if video_pending.done():
                         video_pending.result()
                         video_pending = None
-                        video_n += 1
+                        # the governor's stride thins the frame rate when the box is short of CPU
+                        stride = self._governor.stride if self._governor is not None else 1
+                        video_n += stride
                         # Never fall behind by more than a frame: skip ahead instead of bursting.
                         behind = int((self._monotonic() - start) * VIDEO_FPS) - video_n
-                        if behind > 1:
+                        if behind > stride:
                             self.late_video_frames += behind
                             video_n += behind
                         continue
