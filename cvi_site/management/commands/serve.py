@@ -10,7 +10,7 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -30,10 +30,14 @@ class Command(BaseCommand):
             from cvi_site.llmservice import service_url, start_llm_service
 
             self.stdout.write(f"Starting the LLM service (llama-server, {settings.LLM_SLOTS} slots) …")
-            procs.append(("llm", start_llm_service(
-                port=settings.LLM_SERVICE_PORT, slots=settings.LLM_SLOTS, n_ctx=settings.LLM_CONTEXT_TOKENS,
-                threads=settings.LLM_THREADS, threads_batch=os.cpu_count() or 2,
-                log_path=settings.DATA_DIR / "llm-service.log", models_dir=settings.MODELS_DIR)))
+            try:
+                procs.append(("llm", start_llm_service(
+                    port=settings.LLM_SERVICE_PORT, slots=settings.LLM_SLOTS, n_ctx=settings.LLM_CONTEXT_TOKENS,
+                    threads=settings.LLM_THREADS, threads_batch=os.cpu_count() or 2,
+                    log_path=settings.DATA_DIR / "llm-service.log", models_dir=settings.MODELS_DIR)))
+            except (RuntimeError, OSError) as exc:
+                raise CommandError(f"the LLM service did not start: {exc} (its log: "
+                                   f"{settings.DATA_DIR / 'llm-service.log'}; or set LLM_URL to one running elsewhere)")
             env["LLM_URL"] = service_url(settings.LLM_SERVICE_PORT)
         web_cmd = [os.path.join(bin_dir, "daphne"), "-b", host, "-p", str(port), "cvi_site.asgi:application"]
         procs.append(("web", subprocess.Popen(web_cmd, env=env)))

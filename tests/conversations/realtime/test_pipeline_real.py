@@ -153,16 +153,18 @@ def test_a_pause_mid_sentence_does_not_end_the_turn_at_medium(engines: EngineBun
         pipe, drv = make(engines)
         await pipe.start()
         await drv.silence(300)
-        await drv.play(speak("I was thinking about going to the", "en-us"))
+        # (a half sentence Whisper base hears as one on this audio: "going to the" came out as
+        # the complete "drawing to know." in the pipeline and ended the turn)
+        await drv.play(speak("Tomorrow I would like to visit my", "en-us"))
         await drv.silence(1000)  # a thinking pause, longer than the "no signal" wait (0.8 s)
         assert user_turns(drv) == [] and drv.rec.of_type(ev.REPLICA_STARTED) == []
         t = drv.t_ms
-        await drv.play(speak("beach tomorrow with my friends.", "en-us"))
+        await drv.play(speak("grandmother and then go to the beach with my friends.", "en-us"))
         hit = await drv.wait_event(ev.REPLICA_STARTED, timeout_ms=WAIT_S * 1000, after_ms=t)
         assert hit is not None
         turns = user_turns(drv)
         assert len(turns) == 1, turns
-        assert {"thinking", "tomorrow", "friends"} <= set(words(turns[0])), turns[0]
+        assert {"tomorrow", "visit", "friends"} <= set(words(turns[0])), turns[0]
         # a caption of the thought-so-far shown during the pause (when STT kept up) never held
         # words not yet spoken ...
         partial = [e["properties"]["speech"] for at, e in drv.rec.of_type(ev.UTTERANCE_STREAMING)
