@@ -12,6 +12,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import resource
 import subprocess
 import tempfile
 import threading
@@ -58,20 +59,32 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         procs: list[subprocess.Popen] = []
+        site = None
         try:
             if not url:
-                url, api_key, procs = self._start_site(log_level.upper())
+                site = self._start_site(log_level.upper())
+                url, api_key, procs = site.url, site.api_key, site.procs
             elif not api_key:
                 raise CommandError("--url needs --api-key")
             plan = f"{minutes:g} minute(s)" if minutes else f"{turns} turn(s)"
             self.stdout.write(f"site: {url}; {concurrency} conversation(s) × {plan}")
             load_before = os.getloadavg()
             rss_start = _rss_mb(procs)
+            cpu_start, wall_start = _cpu_s(procs), time.monotonic()
             data = asyncio.run(self._run(url, api_key, texts, turns, minutes, concurrency, audio_only, procs))
             data["rss_mb"] = {"start": rss_start, "end": data.pop("rss_end")}
             data["rss_mb"]["growth"] = {k: round(data["rss_mb"]["end"].get(k, 0) - v, 1)
                                         for k, v in rss_start.items()}
+            if site is not None:
+                data["server_stages_ms"] = _server_stages(site)
             data["load_avg"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
+            # where the box's CPU went: the server's processes vs the benchmark's own clients
+            # (which a real deployment does not carry: users' browsers run elsewhere)
+            wall = time.monotonic() - wall_start
+            server_cpu = {k: round(v - cpu_start.get(k, 0.0), 1) for k, v in _cpu_s(procs).items()}
+            data["cpu_s"] = {"wall_s": round(wall, 1), "server": server_cpu,
+                             "clients": data.pop("client_cpu_s"),
+                             "cores": os.cpu_count()}
         finally:
             for proc in procs:
                 proc.terminate()
@@ -87,9 +100,8 @@ class Command(BaseCommand):
 
         data_dir = Path(tempfile.mkdtemp(prefix="opencvi-bench-"))
         self.stdout.write(f"starting a site in {data_dir} …")
-        site = start_site(data_dir, setup=True, account="bench", llm_service=True,
+        return start_site(data_dir, setup=True, account="bench", llm_service=True,
                           env_overrides={"MAX_CONCURRENT_CONVERSATIONS": "64", "LOG_LEVEL": log_level})
-        return site.url, site.api_key, site.procs
 
     async def _run(self, url, api_key, texts, turns, minutes, concurrency, audio_only, procs):
         async with httpx.AsyncClient(base_url=url, headers={"x-api-key": api_key}, timeout=30) as http:
@@ -162,12 +174,13 @@ class Command(BaseCommand):
                                   "longest_where": worst_client.get("longest_where")},
             "sessions_left": left,
             "rss_end": _rss_mb(procs),
+            "client_cpu_s": round(sum(conv.get("cpu_s", 0.0) for conv in results), 1),
         }
 
 
 def _empty_result() -> dict:
     return {"u2u_ms": [], "video_fps": 0.0, "av_offset_ms": [], "missed": 0, "asked": 0, "dropped": "",
-            "client_loop": None}
+            "client_loop": None, "cpu_s": 0.0}
 
 
 def talk_in_process(ws_url, audio, turns, deadline, offset) -> dict:
@@ -185,6 +198,8 @@ async def _talk_watched(ws_url, audio, turns, deadline, *, offset) -> dict:
     finally:
         await watch.stop()
     stats_ = watch.stats()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime
     out["client_loop"] = {"stalls": stats_["stalls"], "longest_ms": stats_["longest_ms"],
                           "longest_where": stats_["longest_where"]}
     return out
@@ -270,6 +285,37 @@ async def _sessions_left(http: httpx.AsyncClient) -> int | None:
             return live
         await asyncio.sleep(1.0)
     return live
+
+
+STAGES_SCRIPT = """
+import json
+from conversations.models import Utterance
+rows = [u.latency.get("stages") for u in Utterance.objects.filter(role="assistant") if isinstance(u.latency, dict)]
+print(json.dumps([r for r in rows if r]))
+"""
+
+
+def _server_stages(site) -> dict:
+    """Medians of the server's own per-reply stage record (what the transcript page charts)."""
+    try:
+        rows = json.loads(site.manage("shell", "-c", STAGES_SCRIPT).strip().splitlines()[-1])
+    except Exception as exc:  # noqa: BLE001 - the figures above stand without it
+        return {"error": str(exc)[:200]}
+    keys = sorted({k for r in rows for k in r})
+    return {k: stats([r[k] for r in rows if r.get(k) is not None])["p50"] for k in keys} | {"replies": len(rows)}
+
+
+def _cpu_s(procs) -> dict[str, float]:
+    """CPU seconds (user + system) each started process has used so far."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[f"{Path(proc.args[0]).name}:{proc.pid}"] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
 
 
 def _rss_mb(procs) -> dict[str, float]:
