@@ -45,6 +45,8 @@ def llm_service_command(*, binary: str, gguf: str, port: int, slots: int, n_ctx:
         "--parallel", str(slots), "--ctx-size", str(n_ctx * slots), "--no-kv-unified",
         "--cont-batching", "--cache-prompt", "--jinja",
         "--threads", str(threads), "--threads-batch", str(threads_batch),
+        # idle threads sleep instead of spinning: the cores are shared with every call's media
+        "--poll", "0",
         "--threads-http", str(slots + 2), "--no-webui", "--metrics",
         # a prompt is kept per slot; a call that lands on another slot restores its prefix from RAM
         "--cache-ram", "512",

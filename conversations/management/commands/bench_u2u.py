@@ -72,9 +72,11 @@ class Command(BaseCommand):
             rss_start = _rss_mb(procs)
             cpu_start, wall_start = _cpu_s(procs), time.monotonic()
             data = asyncio.run(self._run(url, api_key, texts, turns, minutes, concurrency, audio_only, procs))
-            data["rss_mb"] = {"start": rss_start, "end": data.pop("rss_end")}
-            data["rss_mb"]["growth"] = {k: round(data["rss_mb"]["end"].get(k, 0) - v, 1)
-                                        for k, v in rss_start.items()}
+            # growth is counted from the first sample a minute into the calls (engines, faces and
+            # caches loaded by then), so it shows what the calls keep adding, not the warm-up
+            warm = data.pop("rss_warm") or rss_start
+            data["rss_mb"] = {"before_calls": rss_start, "warm": warm, "end": data.pop("rss_end")}
+            data["rss_mb"]["growth"] = {k: round(data["rss_mb"]["end"].get(k, 0) - v, 1) for k, v in warm.items()}
             if site is not None:
                 data["server_stages_ms"] = _server_stages(site)
             data["load_avg"] = {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)}
@@ -126,6 +128,8 @@ class Command(BaseCommand):
             limit = (60 * minutes if minutes else turns * (REPLY_START_TIMEOUT_S + REPLY_END_TIMEOUT_S + 60)) \
                 + CONNECT_TIMEOUT_S + GREETING_TIMEOUT_S + 60
             server_before = await _server_process(http)
+            rss_samples: list[tuple[float, dict]] = []
+            sampler = asyncio.create_task(_sample_rss(procs, rss_samples))
             pool = ProcessPoolExecutor(max_workers=len(convs), mp_context=multiprocessing.get_context("spawn"))
             loop = asyncio.get_running_loop()
             try:
@@ -144,8 +148,11 @@ class Command(BaseCommand):
                 for proc in list(getattr(pool, "_processes", {}).values()):
                     proc.terminate()
                 pool.shutdown(wait=False, cancel_futures=True)
+            sampler.cancel()
             server_after = await _server_process(http)
             left = await _sessions_left(http)
+        started = rss_samples[0][0] if rss_samples else 0.0
+        warm = next((rss for t, rss in rss_samples if t - started >= WARM_S), None)
         u2u = [r for conv in results for r in conv["u2u_ms"]]
         fps = [conv["video_fps"] for conv in results if conv["video_fps"]]
         offsets = [o for conv in results for o in conv["av_offset_ms"]]
@@ -174,6 +181,7 @@ class Command(BaseCommand):
                                   "longest_where": worst_client.get("longest_where")},
             "sessions_left": left,
             "rss_end": _rss_mb(procs),
+            "rss_warm": warm,
             "client_cpu_s": round(sum(conv.get("cpu_s", 0.0) for conv in results), 1),
         }
 
@@ -303,6 +311,15 @@ def _server_stages(site) -> dict:
         return {"error": str(exc)[:200]}
     keys = sorted({k for r in rows for k in r})
     return {k: stats([r[k] for r in rows if r.get(k) is not None])["p50"] for k in keys} | {"replies": len(rows)}
+
+
+WARM_S = 60.0
+
+
+async def _sample_rss(procs, out: list) -> None:
+    while True:
+        out.append((time.monotonic(), _rss_mb(procs)))
+        await asyncio.sleep(10)
 
 
 def _cpu_s(procs) -> dict[str, float]:
