@@ -420,7 +420,12 @@
     }
 
     pc.ontrack = function (ev) {
-      if (self.remoteStream && self.remoteStream.getTracks().indexOf(ev.track) < 0) self.remoteStream.addTrack(ev.track);
+      var rs = self.remoteStream;
+      if (rs) {
+        // after a reconnection the new track replaces the old connection's one of its kind
+        rs.getTracks().forEach(function (t) { if (t.kind === ev.track.kind && t !== ev.track) rs.removeTrack(t); });
+        if (rs.getTracks().indexOf(ev.track) < 0) rs.addTrack(ev.track);
+      }
       self._emit('track', { track: ev.track, stream: self.remoteStream });
     };
     var disconnectTimer = null;

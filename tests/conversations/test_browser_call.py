@@ -295,3 +295,44 @@ def copy_docs_screenshot() -> None:  # pragma: no cover - a maintenance helper, 
     image.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.FLOYDSTEINBERG).save(dst, optimize=True)
     if dst.stat().st_size > 150_000:
         raise SystemExit(f"{dst} is {dst.stat().st_size} bytes: make it smaller")
+
+
+def test_a_live_call_whose_connection_drops_reconnects_in_chromium(live_site):
+    """The page's WebSocket drops mid-call (the peer connection goes with it): the page says
+    "Reconnecting…", joins again within participant_left_timeout, and the same conversation goes
+    on with the face video flowing; never "Could not join"."""
+    from playwright.sync_api import sync_playwright
+
+    conv = create_conversation(live_site, properties={"participant_left_timeout": 30,
+                                                      "participant_absent_timeout": 600})
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(conv["conversation_url"])
+            page.evaluate(COLLECT_EVENTS)
+            page.evaluate("() => { window.__states = []; OpenCVI.on('state', s => window.__states.push(s.state)); }")
+            page.wait_for_function("() => !document.getElementById('opencvi-join-button').disabled", timeout=20_000)
+            page.locator("#opencvi-join-button").click()
+            wait_for_event(page, "e => e.event_type === 'system.replica_joined'", 120)
+            page.wait_for_function(f"() => {{ const s = ({FACE_FRAME_STATS})(); return s && s.time > 0.5; }}",
+                                   timeout=30_000, polling=200)
+            # the network drops the socket (and with it the server's side of the media)
+            page.evaluate("() => OpenCVI.client.ws.close()")
+            page.wait_for_function("() => window.__states.includes('reconnecting')", timeout=10_000)
+            page.wait_for_function("() => window.__states.slice(-1)[0] === 'live'", timeout=60_000, polling=200)
+            assert page.locator("#opencvi-status").inner_text() == "Live"
+            assert page.locator("#opencvi-over").is_hidden()
+            # the face video flows again on the new connection
+            before = page.evaluate(FACE_FRAME_STATS)
+            page.wait_for_function(f"t => {{ const s = ({FACE_FRAME_STATS})(); return s && s.time > t + 1; }}",
+                                   arg=before["time"] if before else 0, timeout=30_000, polling=200)
+            states = page.evaluate("() => window.__states")
+        finally:
+            browser.close()
+    assert "error" not in states and "disconnected" not in states, states
+    status = httpx.get(f"{live_site.url}/v2/conversations/{conv['conversation_id']}",
+                       headers={"x-api-key": live_site.api_key}, timeout=10).json()["status"]
+    assert status == "active"  # the same conversation, still live
+    httpx.post(f"{live_site.url}/v2/conversations/{conv['conversation_id']}/end",
+               headers={"x-api-key": live_site.api_key}, timeout=30)
