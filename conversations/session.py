@@ -176,6 +176,7 @@ class ConversationSession:
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=5000)
         self._tasks: set[asyncio.Task] = set()
         self._ended = asyncio.Event()
+        self._end_done = asyncio.Event()  # set once end() has stored and released everything
         self._end_lock = asyncio.Lock()
         self.end_reason = ""
         self._started_monotonic: float | None = None
@@ -202,7 +203,9 @@ class ConversationSession:
         )
         if self.perception is not None:
             self.perception.add_listener(self._on_perception_change)
-        self.pump = MediaPump(self.pipeline.read_audio, self.pipeline.video_frame if renderer else None,
+        pipeline = self.pipeline
+        self.pump = MediaPump(pipeline.read_audio, pipeline.video_frame if renderer else None,
+                              speaking=lambda: pipeline.output.replica_speaking,
                               audio_only=self.config.audio_only or renderer is None)
         if self.config.enable_recording:
             self._start_recorder(None if self.config.audio_only or renderer is None else (renderer.width, renderer.height))
@@ -330,10 +333,14 @@ class ConversationSession:
     async def end(self, reason: str, *, record: bool = True) -> None:
         """Stop everything and (``record``) mark the conversation ended in the database."""
         async with self._end_lock:
-            if self.ended:
-                return
-            self._ended.set()
-            self.end_reason = reason
+            ending_already = self.ended
+            if not ending_already:
+                self._ended.set()
+                self.end_reason = reason
+        if ending_already:
+            # a second caller returns when the first one is done (the database says ended)
+            await self._end_done.wait()
+            return
         logger.info("session ending: %s", reason)
         if self.perception is not None and await self._finish_perception():
             # while the clients are still there: they get conversation.perception_analysis
@@ -373,6 +380,7 @@ class ConversationSession:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
         SESSIONS.pop(self.id, None)
+        self._end_done.set()
 
     async def wait_ended(self) -> None:
         await self._ended.wait()

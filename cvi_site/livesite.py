@@ -7,11 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,15 +98,11 @@ def start_site(data_dir: Path, *, env_overrides: dict | None = None, worker: boo
                                             "--loglevel", "info", "--without-gossip", "--without-mingle",
                                             "--hostname", f"live-{port}@localhost"],
                                            cwd=ROOT, env=env, stdout=wlog, stderr=subprocess.STDOUT))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(site.url + "/v2/openapi.yaml", timeout=2).status_code == 200:
-                return site
-        except httpx.HTTPError:
-            pass
-        if daphne.poll() is not None:
-            break
-        time.sleep(0.3)
-    site.stop()
-    raise RuntimeError(f"the site did not start:\n{(data_dir / 'daphne.log').read_text()[-3000:]}")
+    from cvi_site.llmservice import wait_for_http
+
+    try:
+        wait_for_http(site.url + "/v2/openapi.yaml", proc=daphne)
+    except RuntimeError:
+        site.stop()
+        raise RuntimeError(f"the site did not start:\n{(data_dir / 'daphne.log').read_text()[-3000:]}") from None
+    return site

@@ -75,20 +75,24 @@ def start_llm_service(*, port: int, slots: int, n_ctx: int, threads: int, thread
     return proc
 
 
-def wait_ready(url: str, *, proc: subprocess.Popen | None = None, timeout: float = READY_TIMEOUT_S) -> None:
-    """Wait until the server has loaded its model (``/health`` says ok)."""
-    health = url.rstrip("/").removesuffix("/v1") + "/health"
+def wait_for_http(url: str, *, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    """Wait until ``url`` answers 200 (while ``proc``, the process serving it, is alive)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"llama-server exited with status {proc.returncode}")
+            raise RuntimeError(f"{Path(str(proc.args[0])).name} exited with status {proc.returncode}")
         try:
-            if httpx.get(health, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the LLM service at {url} was not ready within {timeout:.0f} s")
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def wait_ready(url: str, *, proc: subprocess.Popen | None = None, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until the server has loaded its model (``/health`` says ok)."""
+    wait_for_http(url.rstrip("/").removesuffix("/v1") + "/health", proc=proc, timeout=timeout)
 
 
 def check_health(url: str) -> tuple[bool, str]:

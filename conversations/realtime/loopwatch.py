@@ -94,13 +94,11 @@ class LoopWatch:
         self._thread.start()
 
     async def stop(self) -> None:
+        from .processors import cancel_and_wait
+
         self._stop.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait([self._task])
         if self._thread is not None:
             self._thread.join(timeout=1)
 

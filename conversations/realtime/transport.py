@@ -178,6 +178,14 @@ class VideoGovernor:
     def fps(self) -> float:
         return VIDEO_FPS / self.stride
 
+    def stride_for(self, speaking: bool) -> int:
+        """A face that is listening or thinking (idle motion: blinks, sway) while other calls
+        share the process renders at half rate, so the CPU goes to the speech and language
+        models that answer; a speaking face keeps the full rate for lip-sync."""
+        if speaking or len(self._pumps) < 2:
+            return self.stride
+        return max(self.stride, 2)
+
     def register(self, pump: "MediaPump") -> None:
         self._pumps.add(pump)
         if self._task is None or self._task.done():
@@ -242,11 +250,13 @@ class MediaPump:
         audio_only: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
         governor: VideoGovernor | None = VIDEO_GOVERNOR,
+        speaking: Callable[[], bool] = lambda: True,
     ) -> None:
         self._read_audio = read_audio
         self._render_video = None if audio_only else render_video
         self._monotonic = monotonic
         self._governor = governor if self._render_video is not None else None
+        self._speaking = speaking
         self._audio_tracks: set[QueuedTrack] = set()
         self._video_tracks: set[QueuedTrack] = set()
         self._task: asyncio.Task | None = None
@@ -329,7 +339,7 @@ class MediaPump:
                         video_pending.result()
                         video_pending = None
                         # the governor's stride thins the frame rate when the box is short of CPU
-                        stride = self._governor.stride if self._governor is not None else 1
+                        stride = self._governor.stride_for(self._speaking()) if self._governor is not None else 1
                         video_n += stride
                         # Never fall behind by more than a frame: skip ahead instead of bursting.
                         behind = int((self._monotonic() - start) * VIDEO_FPS) - video_n

@@ -15,24 +15,11 @@ import pytest
 
 from conversations.realtime.client import CVIClient, WebsocketSignalling
 from cvi_site.deploy import nginx_config
+from cvi_site.llmservice import wait_for_http
 from tests.conftest import require_service
 from tests.live import ROOT, free_port, start_site
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer in {timeout} s")
 
 
 @pytest.fixture
@@ -53,7 +40,7 @@ def deployment(tmp_path, redis_url, postgres_database):
                                     stdout=open(tmp_path / "daphne-b.log", "w"), stderr=subprocess.STDOUT)
         procs.append(daphne_b)
         url_a, url_b = site.url, f"http://127.0.0.1:{port_b}"
-        _wait_http(url_b + "/v2/openapi.yaml", daphne_b)
+        wait_for_http(url_b + "/v2/openapi.yaml", proc=daphne_b)
         ngx = tmp_path / "nginx"
         ngx.mkdir()
         port_n = free_port()
@@ -64,7 +51,7 @@ def deployment(tmp_path, redis_url, postgres_database):
                                  stderr=subprocess.STDOUT)
         procs.append(proxy)
         url_n = f"http://127.0.0.1:{port_n}"
-        _wait_http(url_n + "/healthz", proxy)
+        wait_for_http(url_n + "/healthz", proc=proxy)
         yield site, url_a, url_b, url_n
     finally:
         for proc in procs:

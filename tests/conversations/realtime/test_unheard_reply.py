@@ -42,14 +42,19 @@ def user_speech(drv) -> list[str]:  # noqa: ANN001
             if e["properties"]["role"] == "user"]
 
 
+async def _a_decided_turn_whose_reply_is_pending():  # noqa: ANN202
+    llm = GatedLLM()
+    pipe, drv, _ = make_pipeline(stt=FakeSTT(_script), llm=llm)
+    await pipe.start()
+    await drv.play(words_audio(4))
+    assert await drv.wait_event(ev.UTTERANCE, timeout_ms=5000) is not None  # the turn is decided
+    assert len(llm.requests) == 1  # and its reply is being generated (held by the gate)
+    return llm, pipe, drv
+
+
 def test_speaking_again_before_the_reply_is_heard_gets_one_reply_for_both_turns() -> None:
     async def main() -> None:
-        llm = GatedLLM()
-        pipe, drv, _ = make_pipeline(stt=FakeSTT(_script), llm=llm)
-        await pipe.start()
-        await drv.play(words_audio(4))
-        assert await drv.wait_event(ev.UTTERANCE, timeout_ms=5000) is not None  # the turn is decided
-        assert len(llm.requests) == 1
+        llm, pipe, drv = await _a_decided_turn_whose_reply_is_pending()
         # the reply is late: the page is told the agent is thinking (once)
         thinking = await drv.wait_event(ev.REPLICA_THINKING, timeout_ms=3000)
         assert thinking is not None
@@ -77,12 +82,7 @@ def test_speaking_again_before_the_reply_is_heard_gets_one_reply_for_both_turns(
 
 def test_a_cough_while_the_reply_is_pending_keeps_the_reply() -> None:
     async def main() -> None:
-        llm = GatedLLM()
-        pipe, drv, _ = make_pipeline(stt=FakeSTT(_script), llm=llm)
-        await pipe.start()
-        await drv.play(words_audio(4))
-        assert await drv.wait_event(ev.UTTERANCE, timeout_ms=5000) is not None  # the turn is decided
-        assert len(llm.requests) == 1
+        llm, pipe, drv = await _a_decided_turn_whose_reply_is_pending()
         await drv.play(words_audio(1))  # one burst: no words (a cough)
         await drv.silence(2000)
         assert len(llm.requests) == 1 and llm.cancelled == 0

@@ -61,3 +61,18 @@ def test_a_pump_renders_at_the_governors_rate_and_audio_stays_whole() -> None:
         assert 1 <= renders <= VIDEO_FPS / stride * elapsed + 2, (stride, renders, elapsed)
         # audio is paced on the same clock whatever the video does: 50 frames a second
         assert audio_frames >= 0.8 * 50 * 1.2
+
+
+def test_an_idle_face_renders_at_half_rate_only_while_other_calls_share_the_process() -> None:
+    gov = VideoGovernor()
+
+    class Pump:
+        video_frames = 0
+        late_video_frames = 0
+
+    gov._pumps.add(Pump())
+    assert gov.stride_for(False) == 1  # one call: every face at full rate
+    gov._pumps.add(Pump())
+    assert gov.stride_for(False) == 2 and gov.stride_for(True) == 1  # lip-sync keeps 25 fps
+    gov.stride = 3
+    assert gov.stride_for(True) == 3 and gov.stride_for(False) == 3  # pressure thins everyone
