@@ -257,9 +257,8 @@ LLM_THREADS = env_int("LLM_THREADS", 1, minimum=1)
 LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 4096, minimum=512)
 
 # Live calls one server process holds (admission control: the next join is refused with
-# "server_at_capacity"). Measured with `bench_u2u --concurrency N` on 2 cores with face video
-# (README, Scaling out): 1 call ~1.5 s u2u, 2 calls ~3.4 s p50 at 25 fps, 4 calls saturate the
-# box (u2u 6-10 s, video thinned to 8 fps). 2 keeps every call working; 1 keeps the latency goal.
+# "server_at_capacity"). The default is what `bench_u2u --concurrency N` measured on 2 cores with
+# face video (README, "Scaling out"): two calls are all answered, four saturate the box.
 MAX_LIVE_CALLS_PER_PROCESS = env_int("MAX_LIVE_CALLS_PER_PROCESS", 2, minimum=1)
 LLM_SLOTS = LLM_SLOTS or MAX_LIVE_CALLS_PER_PROCESS
 # Python's GIL switch interval in the web process (µs; CPython's default is 5000): see cvi_site/asgi.py.
