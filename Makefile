@@ -49,7 +49,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 $(LLAMA_SERVER): $(STAMP)
 	@if [ ! -x "$(LLAMA_SERVER_CACHE)/llama-server" ]; then \
-	  echo "==> Building llama.cpp's server $(LLAMA_VERSION) (first run only: ~6 minutes on 2 cores)"; \
+	  echo "==> Building llama.cpp's server $(LLAMA_VERSION) (first run only: ~8 minutes on 2 cores)"; \
 	  set -e; tmp=$$(mktemp -d); \
 	  $(PIP) download --quiet --no-binary :all: --no-deps llama_cpp_python==$(LLAMA_VERSION) -d $$tmp; \
 	  tar xzf $$tmp/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $$tmp; \
