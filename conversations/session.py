@@ -642,7 +642,7 @@ def live_session_count() -> int:
     return sum(1 for s in SESSIONS.values() if not s.ended) + len(_reserved)
 
 
-def _admit(conversation_id: str) -> None:
+def _admit() -> None:
     """Refuse a new call when this process already holds as many as it can at its latency goal
     (``MAX_LIVE_CALLS_PER_PROCESS``); the account's own concurrency limit applies on top."""
     limit = settings.MAX_LIVE_CALLS_PER_PROCESS
@@ -664,7 +664,7 @@ async def session_for(conversation_id: str) -> ConversationSession:
         if config.status != "active":
             raise JoinRefused("ended", "this conversation has ended")
         try:
-            _admit(conversation_id)
+            _admit()
         except JoinRefused as exc:
             # Not left half-alive: the conversation ends with the reason (its webhook and the
             # account's concurrency count follow), and nothing was opened for it.

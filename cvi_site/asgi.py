@@ -31,21 +31,23 @@ router = ProtocolTypeRouter(
 )
 
 
+def _tune_gil() -> None:
+    """The event loop thread carries every call's media (ICE, DTLS, SRTP, RTP pacing) and gives the
+    GIL away at each socket call; threads doing CPU work (rendering, encoding, speech models) then
+    keep it for up to the switch interval (CPython's default: 5 ms) before the loop gets it back.
+    A shorter interval returns it sooner. (Set on that reasoning; its effect alone was not
+    measured: the four-call failure it was first suspected of had another cause, README.)"""
+    from django.conf import settings
+
+    sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_US / 1_000_000)
+
+
+_tune_gil()
+
+
 async def application(scope, receive, send):
     """The router, with this process's event-loop lag monitor started on its loop."""
     from conversations.realtime.loopwatch import start_loop_watch
 
-    if start_loop_watch().ticks == 0:
-        _tune_gil()
+    start_loop_watch()
     return await router(scope, receive, send)
-
-
-def _tune_gil() -> None:
-    """The event loop thread carries every call's media (ICE, DTLS, SRTP, RTP pacing) and gives the
-    GIL away at each socket call; with the default 5 ms switch interval, threads doing CPU work
-    (rendering, encoding, speech models) keep it for 5 ms each time, so a loop iteration sending
-    a few dozen packets waited hundreds of ms and calls' transports died. A shorter interval
-    gives the loop its turn back sooner (measured with bench_u2u --concurrency 4: README)."""
-    from django.conf import settings
-
-    sys.setswitchinterval(settings.GIL_SWITCH_INTERVAL_US / 1_000_000)

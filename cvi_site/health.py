@@ -93,14 +93,14 @@ def collect_health() -> dict:
 
 
 def _process() -> dict:
-    """This server process: its live calls and where its event loop went (stalls)."""
+    """This server process: its live calls (as admission control counts them), its face frame
+    rate and where its event loop went (stalls)."""
     from conversations.realtime.loopwatch import loop_watch
-    from conversations.session import SESSIONS
+    from conversations.realtime.transport import VIDEO_GOVERNOR
+    from conversations.session import live_session_count
 
     watch = loop_watch()
-    from conversations.realtime.transport import VIDEO_GOVERNOR
-
-    return {"pid": os.getpid(), "live_calls": sum(1 for s in SESSIONS.values() if not s.ended),
+    return {"pid": os.getpid(), "live_calls": live_session_count(),
             "face_video_fps": VIDEO_GOVERNOR.fps,
             "event_loop": watch.stats() if watch is not None else None}
 

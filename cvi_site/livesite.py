@@ -77,15 +77,11 @@ def start_site(data_dir: Path, *, env_overrides: dict | None = None, worker: boo
     site.api_key = site.manage("create_api_key", account, "--create-account").strip().splitlines()[-1]
     if llm_service:
         # the box's LLM service, started as `manage.py serve` starts it (cvi_site/llmservice.py)
-        from django.conf import settings
-
         from cvi_site.llmservice import service_url, start_llm_service
 
         llm_port = free_port()
-        site.procs.append(start_llm_service(
-            port=llm_port, slots=settings.LLM_SLOTS, n_ctx=settings.LLM_CONTEXT_TOKENS,
-            threads=settings.LLM_THREADS, threads_batch=os.cpu_count() or 2,
-            log_path=data_dir / "llm-service.log", models_dir=env["OPENCVI_MODELS_DIR"]))
+        site.procs.append(start_llm_service(port=llm_port, log_path=data_dir / "llm-service.log",
+                                            models_dir=env["OPENCVI_MODELS_DIR"]))
         env["LLM_URL"] = service_url(llm_port)
     bin_dir = Path(sys.executable).parent
     log = open(data_dir / "daphne.log", "w")

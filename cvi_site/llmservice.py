@@ -53,11 +53,21 @@ def llm_service_command(*, binary: str, gguf: str, port: int, slots: int, n_ctx:
     ]
 
 
-def start_llm_service(*, port: int, slots: int, n_ctx: int, threads: int, threads_batch: int,
-                      log_path: Path | None = None, models_dir: str | os.PathLike[str] | None = None,
+def start_llm_service(*, port: int, log_path: Path | None = None,
+                      models_dir: str | os.PathLike[str] | None = None, slots: int | None = None,
+                      n_ctx: int | None = None, threads: int | None = None, threads_batch: int | None = None,
                       ) -> subprocess.Popen:
-    """Start the server on the sha256-checked embedded model; returns once it answers /health."""
+    """Start the server on the sha256-checked embedded model; returns once it answers /health.
+    Sizes default to the settings (LLM_SLOTS, LLM_CONTEXT_TOKENS, LLM_THREADS; prompts are
+    evaluated on every core)."""
+    from django.conf import settings
+
     from conversations.realtime.engines.models import qwen_gguf_path
+
+    slots = slots or settings.LLM_SLOTS
+    n_ctx = n_ctx or settings.LLM_CONTEXT_TOKENS
+    threads = threads or settings.LLM_THREADS
+    threads_batch = threads_batch or os.cpu_count() or 2
 
     binary = llm_server_binary()
     if binary is None:

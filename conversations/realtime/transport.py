@@ -162,6 +162,8 @@ class VideoGovernor:
     8.3 fps), after ``calm_windows`` quiet windows it shrinks again."""
 
     MAX_STRIDE = 3
+    #: more event-loop stalls (> 50 ms) than this per second count as pressure
+    STALLS_PER_S = 3
 
     def __init__(self, *, window_s: float = 2.0, late_ratio: float = 0.05, calm_windows: int = 5) -> None:
         self.window_s = window_s
@@ -219,7 +221,7 @@ class VideoGovernor:
             stalls = watch.stall_count - self._stalls_seen
             self._stalls_seen = watch.stall_count
         # late frames: the renderer/encoder cannot keep up; many loop stalls: the GIL is short
-        return (frames + late > 0 and late / (frames + late) > self.late_ratio) or stalls > 3 * self.window_s
+        return (frames + late > 0 and late / (frames + late) > self.late_ratio) or stalls > self.STALLS_PER_S * self.window_s
 
     def decide(self, pressure: bool) -> None:
         if pressure:

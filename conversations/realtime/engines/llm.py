@@ -612,6 +612,14 @@ class OpenAILLM(LanguageModel):
             client, self._client = self._client, None
             await client.aclose()
 
+    def _http(self):  # noqa: ANN202 - httpx.AsyncClient, imported lazily
+        """This engine's connection pool (through netguard: private-address rules apply)."""
+        if self._client is None:
+            from .. import netguard
+
+            self._client = netguard.async_client(timeout=self._timeout)
+        return self._client
+
     def _scrub(self, text: str) -> str:
         if self._api_key:
             text = text.replace(self._api_key, "***")
@@ -628,10 +636,7 @@ class OpenAILLM(LanguageModel):
                      temperature: float = 0.7) -> AsyncIterator[LLMDelta]:
         import httpx
 
-        if self._client is None:
-            from .. import netguard
-
-            self._client = netguard.async_client(timeout=self._timeout)
+        client = self._http()
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), "stream": True,
                                 "max_tokens": max_tokens, "temperature": temperature}
         if tools:
@@ -653,7 +658,7 @@ class OpenAILLM(LanguageModel):
             return out
 
         try:
-            async with self._client.stream("POST", url, json=body, headers=self._headers,
+            async with client.stream("POST", url, json=body, headers=self._headers,
                                            params=self._query or None) as resp:
                 if resp.status_code >= 400:
                     detail = _error_detail((await resp.aread()).decode("utf-8", "replace"))
@@ -740,15 +745,11 @@ class ServiceLLM(OpenAILLM):
 
     async def warm_up(self, messages: Sequence[dict[str, Any]], *,
                       tools: Sequence[dict[str, Any]] | None = None) -> None:
-        if self._client is None:
-            from .. import netguard
-
-            self._client = netguard.async_client(timeout=self._timeout)
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": 1,
                                 "temperature": 0.0, "stream": False, **self._extra_body}
         if tools:
             body["tools"] = list(tools)
-        resp = await self._client.post(f"{self.base_url}/chat/completions", json=body, headers=self._headers)
+        resp = await self._http().post(f"{self.base_url}/chat/completions", json=body, headers=self._headers)
         if resp.status_code >= 400:
             raise self._error(f"warming up the LLM service at {self._where} failed: HTTP {resp.status_code}")
 

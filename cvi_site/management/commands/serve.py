@@ -32,9 +32,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Starting the LLM service (llama-server, {settings.LLM_SLOTS} slots) …")
             try:
                 procs.append(("llm", start_llm_service(
-                    port=settings.LLM_SERVICE_PORT, slots=settings.LLM_SLOTS, n_ctx=settings.LLM_CONTEXT_TOKENS,
-                    threads=settings.LLM_THREADS, threads_batch=os.cpu_count() or 2,
-                    log_path=settings.DATA_DIR / "llm-service.log", models_dir=settings.MODELS_DIR)))
+                    port=settings.LLM_SERVICE_PORT, log_path=settings.DATA_DIR / "llm-service.log",
+                    models_dir=settings.MODELS_DIR)))
             except (RuntimeError, OSError) as exc:
                 raise CommandError(f"the LLM service did not start: {exc} (its log: "
                                    f"{settings.DATA_DIR / 'llm-service.log'}; or set LLM_URL to one running elsewhere)")
