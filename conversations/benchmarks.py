@@ -44,6 +44,28 @@ def speech(text: str, *, rate: int, voice: str = "en-us") -> np.ndarray:
     return (np.clip(out, -1, 1) * 32767).astype(np.int16)
 
 
+def live_session_config(*, pal_id: str, language: str = "english"):  # -> session.SessionConfig
+    """The SessionConfig a live call of this PAL gets: a conversation is created through the
+    API's own service (``test_mode``: it is stored ended and holds no slot) and read back by
+    ``session.load_session_config``, the function a live session uses."""
+    from conversations.services import conversation_create
+    from conversations.session import load_session_config
+    from cvi_site.models import Account
+    from cvi_site.services import account_create
+
+    account = Account.objects.filter(username=BENCH_ACCOUNT).first() or account_create(username=BENCH_ACCOUNT)
+    conv = conversation_create(account=account, data={
+        "pal_id": pal_id, "test_mode": True, "conversation_name": "benchmark",
+        "properties": {"language": language}})
+    config = load_session_config(conv.pk)
+    assert config is not None
+    return config
+
+
+#: the account benchmarks create their (test-mode) conversations in
+BENCH_ACCOUNT = "bench"
+
+
 def stats(values: list[float]) -> dict[str, Any]:
     clean = [v for v in values if v is not None]
     if not clean:

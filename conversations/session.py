@@ -146,9 +146,17 @@ def build_engines(config: PipelineConfig) -> EngineBundle:
         tts=registry.get_tts(config.tts.tts_engine or None, api_key=config.tts.api_key, voice_id=config.tts.voice_id,
                              model=config.tts.tts_model_name, base_url=config.tts.base_url,
                              settings={k: v for k, v in config.tts.voice_settings.items() if k != "speed"}),
-        stt=None if echo else registry.get_stt(config.stt.stt_engine or None),
+        stt=None if echo else registry.get_stt(config.stt.stt_engine or None, language=config.language_code),
         llm=llm,
+        turn=registry.get_turn_model() if not echo and config.flow.smart_turn else None,
     )
+
+
+def pipeline_for(config: SessionConfig, engines: EngineBundle, **hooks: Any) -> ConversationPipeline:
+    """The pipeline a live call of ``config`` runs, with the live settings (the input buffer
+    and everything else are ConversationPipeline's defaults); the benchmarks build theirs here
+    too. ``hooks``: event sink, renderer, visual context provider."""
+    return ConversationPipeline(config.pipeline, engines, conversation_id=config.conversation_id, **hooks)
 
 
 def build_renderer(config: SessionConfig):
@@ -197,8 +205,8 @@ class ConversationSession:
         engines = await asyncio.to_thread(build_engines, self.config.pipeline)
         renderer = await asyncio.to_thread(build_renderer, self.config)
         self.perception = await asyncio.to_thread(self._create_perception)
-        self.pipeline = ConversationPipeline(
-            self.config.pipeline, engines, conversation_id=self.id, event_sink=self._on_event, renderer=renderer,
+        self.pipeline = pipeline_for(
+            self.config, engines, event_sink=self._on_event, renderer=renderer,
             visual_context_provider=self.perception.visual_context if self.perception is not None else None,
         )
         if self.perception is not None:

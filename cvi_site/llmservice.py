@@ -8,12 +8,14 @@ then nothing is started here.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -116,3 +118,36 @@ def check_health(url: str) -> tuple[bool, str]:
         return True, f"{base}: {len(slots)} slot(s), {sum(1 for s in slots if s.get('is_processing'))} busy"
     except (httpx.HTTPError, ValueError):
         return True, base
+
+
+@contextlib.contextmanager
+def llm_service_as_served() -> Iterator[str]:
+    """For a benchmark run in this process: the LLM service a live call of this box uses,
+    ``LLM_URL`` when it is set, otherwise one started here as ``manage.py serve`` starts it
+    (same binary, model and sizes) and stopped at the end. The engine registry is pointed at
+    it for the duration. Yields its URL."""
+    from django.conf import settings
+
+    from conversations.realtime.engines import registry
+
+    if settings.LLM_URL:
+        yield settings.LLM_URL
+        return
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = start_llm_service(port=port, log_path=settings.DATA_DIR / "llm-service-bench.log",
+                             models_dir=settings.MODELS_DIR)
+    url = service_url(port)
+    registry.configure(llm_url=url)
+    try:
+        yield url
+    finally:
+        registry.configure(llm_url="")
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -95,7 +95,7 @@ PERCEPTION_LABELS = {
 }
 TURN_MODEL_LABELS = {
     "": "Default (smart turn)",
-    "smart-turn": "Smart turn — a pause plus a check that the words form a complete thought",
+    "smart-turn": "Smart turn — a trained model hears whether you sound finished, and the words are checked",
     "vad": "Pause length only",
 }
 EMBEDDED_VOICES = [

@@ -12,6 +12,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from conversations.realtime.config import TURN_DETECTION_ALIASES, TURN_DETECTION_MODELS
 from cvi_site.serializers import StrictSerializer
 
 PATIENCE = ("low", "medium", "high")
@@ -21,8 +22,6 @@ VOICE_ISOLATION = ("near", "off")
 # Ours: the embedded perception engine, an OpenAI-compatible vision model, or nothing.
 PERCEPTION_MODELS = ("mediapipe", "vision-llm", "off")
 PERCEPTION_ALIASES = {"raven-0": "mediapipe", "raven-1": "mediapipe", "basic": "mediapipe"}
-TURN_DETECTION_MODELS = ("smart-turn", "vad")
-TURN_DETECTION_ALIASES = {"sparrow-0": "smart-turn", "sparrow-1": "smart-turn"}
 
 # Legacy option names accepted everywhere and stored under the new name.
 LEGACY_ALIASES = {
@@ -156,7 +155,8 @@ class ConversationalFlowLayerSerializer(StrictLayerSerializer):
     layer_name = "conversational_flow"
     turn_detection_model = serializers.CharField(
         required=False,
-        help_text="`smart-turn` (a pause plus a check that the words so far are a complete thought) or "
+        help_text="`smart-turn` (default: at each pause a trained end-of-turn model, Smart Turn v3.2, hears "
+        "whether the user sounds finished, and the transcript is checked for an unfinished thought) or "
         "`vad` (pause length only). Hosted names sparrow-0/sparrow-1 mean `smart-turn`.",
     )
     turn_taking_patience = serializers.ChoiceField(

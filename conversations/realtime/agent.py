@@ -48,6 +48,7 @@ from .engines.base import (
     LanguageModel,
     SpeechToText,
     TextToSpeech,
+    TurnModel,
     VoiceActivityDetector,
     VoiceOptions,
 )
@@ -91,6 +92,8 @@ class EngineBundle:
     tts: TextToSpeech
     stt: SpeechToText | None = None
     llm: LanguageModel | None = None
+    #: the end-of-turn model (None: the transcript alone judges the end of a turn)
+    turn: TurnModel | None = None
 
 
 def _as_bool(value: Any, default: bool) -> bool:
@@ -151,7 +154,7 @@ class ConversationPipeline:
             emitter=self.events, metrics=self.metrics, playback=self.output, turns=self.turns,
             clock=self.clock, language_code=config.language_code, hotwords=config.stt.hotwords,
             speculative=config.llm.speculative_inference, turns_enabled=not self.echo_mode,
-            max_audio_ms=input_buffer_ms)
+            max_audio_ms=input_buffer_ms, turn_model=getattr(engines, "turn", None))
         self.tts = TTSProcessor(tts=engines.tts, voice=self.voice, emitter=self.events,
                                 metrics=self.metrics)
         processors: list[FrameProcessor] = [self.user]

@@ -10,15 +10,19 @@ j/48 ms):
   above a level threshold in the output;
 - the stages of the pipeline's own latency record (``TurnMetrics.stage_ms``).
 
-It returns the JSON of the issue: ``{"turns", "u2u_ms": {p50, p95, max}, "stages": {...},
-"rtf": {...}, "per_turn": [...]}``.
+- ``wer``: word error rate of the final transcripts against the sentences spoken (0..1).
+
+The pipeline comes from the caller (``manage.py bench_pipeline`` builds it exactly as a live
+call does: ``session.load_session_config`` + ``session.pipeline_for``); nothing here changes
+its configuration. It returns ``{"turns", "u2u_ms": {p50, p95, max}, "stages": {...},
+"wer", "rtf": {...}, "per_turn": [...]}``.
 """
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +30,6 @@ import numpy as np
 from . import events as ev
 from .agent import ConversationPipeline
 from .audio import resample
-from .config import PipelineConfig
 from .engines.base import VoiceOptions
 from .harness import RealtimeDriver
 
@@ -70,30 +73,55 @@ def speak(tts: Any, text: str, voice: str) -> np.ndarray:
     return resample(pcm, chunks[0].sample_rate, 16_000)
 
 
-async def run_pipeline_bench(engines: Any, config: PipelineConfig, *, turns: int = 10,
+_WORD_RE = re.compile(r"[a-z0-9']+")
+
+
+def normalise_words(text: str) -> str:
+    """Lower case, no punctuation (hyphens split words): what word error is counted on."""
+    return " ".join(_WORD_RE.findall(text.lower().replace("-", " ").replace("’", "'")))
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str | None]) -> float | None:
+    """Word error rate over all pairs (jiwer; a missing transcript counts every word missed)."""
+    import jiwer
+
+    pairs = [(normalise_words(r), normalise_words(h or "")) for r, h in zip(references, hypotheses)]
+    pairs = [(r, h) for r, h in pairs if r]
+    if not pairs:
+        return None
+    words = sum(len(r.split()) for r, _ in pairs)
+    errors = 0
+    for r, h in pairs:
+        if h:
+            out = jiwer.process_words(r, h)
+            errors += out.substitutions + out.deletions + out.insertions
+        else:
+            errors += len(r.split())
+    return round(errors / words, 4)
+
+
+async def run_pipeline_bench(pipe: ConversationPipeline, speaker: Any, *, turns: int = 10,
                              utterances: Sequence[str] | None = None,
                              voices: Sequence[str] = DEFAULT_VOICES, gap_ms: float = 1500.0,
-                             reply_timeout_s: float = 60.0, max_tokens: int | None = 60,
-                             ) -> dict[str, Any]:
-    """Run ``turns`` turns and return the figures. Like a polite person, the next utterance
-    starts ``gap_ms`` after the previous reply has been played to its end."""
+                             reply_timeout_s: float = 60.0,
+                             on_turn: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run ``turns`` turns through ``pipe`` (built as a live call builds it) with speech made
+    by ``speaker`` (a TTS engine) and return the figures. Like a polite person, the next
+    utterance starts ``gap_ms`` after the previous reply has been played to its end."""
     utterances = list(utterances or DEFAULT_UTTERANCES)
-    if max_tokens is not None:
-        config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, max_tokens=max_tokens))
-    pipe = ConversationPipeline(config, engines, conversation_id="bench", input_buffer_ms=1000)
     drv = RealtimeDriver(pipe, speed=1.0)
     per_turn: list[dict[str, Any]] = []
     speech_s = 0.0
     stt_ms_total = 0.0
     try:
         await pipe.start()
-        if config.custom_greeting:
+        if pipe.config.custom_greeting:
             await drv.wait_event(ev.REPLICA_STOPPED, timeout_ms=30_000)
         await drv.silence(500)
         for i in range(turns):
             text = utterances[i % len(utterances)]
             voice = voices[i % len(voices)]
-            audio = speak(engines.tts, text, voice)
+            audio = speak(speaker, text, voice)
             voiced = np.flatnonzero(np.abs(audio) > VOICED)
             t_in0 = drv.t_ms
             await drv.play(audio)
@@ -113,12 +141,18 @@ async def run_pipeline_bench(engines: Any, config: PipelineConfig, *, turns: int
             record = pipe.turn_metrics[-1].as_dict() if len(pipe.turn_metrics) > n_metrics else {}
             heard = [e["properties"]["speech"] for t, e in drv.rec.of_type(ev.UTTERANCE)
                      if t > t_in0 and e["properties"]["role"] == "user"]
-            per_turn.append({"text": text, "voice": voice, "heard": heard[0] if heard else None,
+            per_turn.append({"text": text, "voice": voice, "heard": " ".join(heard) if heard else None,
+                             "turns_heard": len(heard),
                              "u2u_ms": None if u2u is None else round(u2u, 1), "record": record})
             speech_s += len(audio) / 16_000
             stt_ms_total += (record.get("stt_ms") or 0.0)
             logger.info("turn %d: u2u %s ms, heard %r", i + 1, per_turn[-1]["u2u_ms"], per_turn[-1]["heard"])
             await drv.run_until(lambda: not pipe.output.replica_active, timeout_ms=120_000)
+            replies = [e["properties"]["speech"] for t, e in drv.rec.of_type(ev.UTTERANCE)
+                       if t > t_in0 and e["properties"]["role"] == "replica"]
+            per_turn[-1]["reply"] = replies[0] if replies else None
+            if on_turn is not None:
+                on_turn(per_turn[-1])
             await drv.silence(gap_ms)
     finally:
         await pipe.close()
@@ -130,6 +164,8 @@ async def run_pipeline_bench(engines: Any, config: PipelineConfig, *, turns: int
     return {
         "turns": turns,
         "u2u_ms": percentiles([t["u2u_ms"] for t in per_turn]),
+        "wer": word_error_rate([t["text"] for t in per_turn], [t["heard"] for t in per_turn]),
+        "split_turns": sum(1 for t in per_turn if t["turns_heard"] > 1),
         "stages": stages,
         "pipeline_u2u_ms": percentiles([t["record"].get("u2u_ms") for t in per_turn]),
         "rtf": {"stt": round(stt_ms_total / 1000.0 / speech_s, 3) if speech_s else None},

@@ -6,21 +6,29 @@ live call, so the same PAL behaves the same everywhere. Unknown keys are kept in
 ``PipelineConfig.layers`` (read-only) for the parts of the product that use them
 (perception, …); invalid values raise ``ValueError`` with the offending field.
 
-Turn-taking, in seconds of silence after the user's last voiced sound (the tables below are
-what the UI shows):
+Turn-taking. At each pause (``speculative_pause_ms`` of silence) the turn so far is judged
+twice, in parallel: by the end-of-turn model (Smart Turn v3.2, which hears intonation and
+rhythm: P(turn complete)) and by the transcript (``turn_taking.assess_completeness``: a
+question, or a statement ending on a content word; unfinished = ends on "and", "to the",
+"um", a comma). The judgement picks the silence, after the user's last voiced sound, that
+ends the turn (seconds; the tables below are what the UI shows):
 
-=========  ================  =========  ==================
-patience   complete thought  no signal  unfinished thought
-=========  ================  =========  ==================
-low        0.25              0.45       0.90
-medium     0.40              0.80       1.60
-high       0.80              1.30       2.40
-=========  ================  =========  ==================
+=========  ================  =========  ==================  =========
+patience   complete thought  no signal  unfinished thought  threshold
+=========  ================  =========  ==================  =========
+low        0.20              0.45       0.90                0.35
+medium     0.30              0.80       1.60                0.50
+high       0.60              1.30       2.40                0.70
+=========  ================  =========  ==================  =========
 
-"Complete thought" = the transcript so far ends like a finished sentence or a question;
-"unfinished" = it ends on a conjunction, preposition, article or filler ("and", "to the",
-"um"), a comma or an ellipsis (see ``turn_taking.assess_completeness``). With
-``smart_turn_detection: false`` the "no signal" column is always used.
+With the model (``turn_detection_model: smart-turn``, the default, in the 23 languages it
+knows): complete when P >= the patience's threshold, unless the transcript ends unfinished;
+below the threshold the turn waits for the unfinished thought's silence (the longest), or the
+"no signal" one when the transcript sounds finished (a second opinion: a flat voice can hide
+the end of a question). Without it (other languages, or the model failed) the transcript
+alone decides. ``turn_detection_model: vad`` (or the legacy ``smart_turn_detection: false``)
+always waits the "no signal" silence. A "complete" turn cannot end before its transcript is
+ready, so the first column is a floor, not a promise.
 
 Interruptibility, i.e. how much of the user's speech over the replica stops it:
 
@@ -53,6 +61,11 @@ PipelineMode = Literal["full", "echo"]
 LEVELS: tuple[str, ...] = ("low", "medium", "high")
 SENSITIVITIES: tuple[str, ...] = ("superlow", "verylow", "low", "medium", "high", "auto")
 PIPELINE_MODES: tuple[str, ...] = ("full", "echo")
+#: conversational_flow.turn_detection_model: the end-of-turn model plus the transcript, or pauses only
+TURN_DETECTION_MODELS: tuple[str, ...] = ("smart-turn", "vad")
+#: the hosted product's model names, which mean our trained model
+TURN_DETECTION_ALIASES: Mapping[str, str] = types.MappingProxyType(
+    {"sparrow-0": "smart-turn", "sparrow-1": "smart-turn"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,8 @@ class TurnWaits:
     complete_ms: int
     neutral_ms: int
     incomplete_ms: int
+    #: P(turn complete) from the end-of-turn model at or above which the turn is complete
+    threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,16 +96,16 @@ class InterruptPolicy:
 
 #: turn_taking_patience -> waits (see the module docstring)
 PATIENCE_WAITS: Mapping[str, TurnWaits] = types.MappingProxyType({
-    "low": TurnWaits(250, 450, 900),
-    "medium": TurnWaits(400, 800, 1600),
-    "high": TurnWaits(800, 1300, 2400),
+    "low": TurnWaits(200, 450, 900, 0.35),
+    "medium": TurnWaits(300, 800, 1600, 0.5),
+    "high": TurnWaits(600, 1300, 2400, 0.7),
 })
 
 #: legacy stt.participant_pause_sensitivity -> waits ("high" sensitivity = quick to answer)
 PAUSE_SENSITIVITY_WAITS: Mapping[str, TurnWaits] = types.MappingProxyType({
-    "superlow": TurnWaits(1500, 2200, 3500),
+    "superlow": TurnWaits(1500, 2200, 3500, 0.85),
     "verylow": PATIENCE_WAITS["high"],
-    "low": TurnWaits(700, 1100, 2000),
+    "low": TurnWaits(700, 1100, 2000, 0.6),
     "medium": PATIENCE_WAITS["medium"],
     "high": PATIENCE_WAITS["low"],
 })
@@ -114,13 +129,13 @@ INTERRUPT_SENSITIVITY: Mapping[str, InterruptPolicy] = types.MappingProxyType({
 
 def patience_table() -> list[dict[str, Any]]:
     """The turn-taking table in seconds, for the UI (one row per level)."""
-    rows = [{"setting": "turn_taking_patience", "level": k, "complete_s": v.complete_ms / 1000,
-             "neutral_s": v.neutral_ms / 1000, "incomplete_s": v.incomplete_ms / 1000}
-            for k, v in PATIENCE_WAITS.items()]
-    rows += [{"setting": "participant_pause_sensitivity", "level": k,
-              "complete_s": v.complete_ms / 1000, "neutral_s": v.neutral_ms / 1000,
-              "incomplete_s": v.incomplete_ms / 1000} for k, v in PAUSE_SENSITIVITY_WAITS.items()]
-    return rows
+    def row(setting: str, level: str, v: TurnWaits) -> dict[str, Any]:
+        return {"setting": setting, "level": level, "complete_s": v.complete_ms / 1000,
+                "neutral_s": v.neutral_ms / 1000, "incomplete_s": v.incomplete_ms / 1000,
+                "threshold": v.threshold}
+
+    return ([row("turn_taking_patience", k, v) for k, v in PATIENCE_WAITS.items()]
+            + [row("participant_pause_sensitivity", k, v) for k, v in PAUSE_SENSITIVITY_WAITS.items()])
 
 
 def _frozen_map(value: Any, field_name: str) -> Mapping[str, Any]:
@@ -167,6 +182,7 @@ class FlowConfig:
     pause_sensitivity: str = "auto"  # legacy; "auto" = follow turn_taking_patience
     interrupt_sensitivity: str = "auto"
     smart_turn_detection: bool = True
+    #: "smart-turn" | "vad" ("" = the default, smart-turn)
     turn_detection_model: str = ""
     #: silence (ms) at which the pipeline starts transcribing (and, if speculative, thinking)
     speculative_pause_ms: int = 200
@@ -176,6 +192,11 @@ class FlowConfig:
         if self.pause_sensitivity != "auto":
             return PAUSE_SENSITIVITY_WAITS[self.pause_sensitivity]
         return PATIENCE_WAITS[self.turn_taking_patience]
+
+    @property
+    def smart_turn(self) -> bool:
+        """Judge the end of a turn (model + transcript) rather than by pause length alone."""
+        return self.smart_turn_detection and self.turn_detection_model != "vad"
 
     @property
     def interrupt_policy(self) -> InterruptPolicy:
@@ -287,7 +308,7 @@ class PipelineConfig:
             smart_turn_detection=_bool(stt_l.get("smart_turn_detection",
                                                  flow_l.get("smart_turn_detection")),
                                        "smart_turn_detection", True),
-            turn_detection_model=_str(flow_l.get("turn_detection_model"), "turn_detection_model"),
+            turn_detection_model=_turn_detection_model(flow_l.get("turn_detection_model")),
         )
         # The newer conversational_flow fields win over the legacy stt ones when both are set.
         if flow_l.get("turn_taking_patience"):
@@ -311,6 +332,9 @@ class PipelineConfig:
             speculative_inference=_bool(llm_l.get("speculative_inference"),
                                         "llm.speculative_inference", True),
             tools=tuple(types.MappingProxyType(dict(t)) for t in tools),
+            max_tokens=int(_number(llm_l.get("max_tokens"), "llm.max_tokens", LLMConfig.max_tokens, 16, 4096,
+                                   integer=True)),
+            temperature=_number(llm_l.get("temperature"), "llm.temperature", LLMConfig.temperature, 0.0, 2.0),
         )
 
         settings = _frozen_map(tts_l.get("voice_settings"), "tts.voice_settings")
@@ -346,6 +370,24 @@ class PipelineConfig:
             tts=tts,
             layers=frozen_layers,
         )
+
+
+def _number(value: Any, field_name: str, default: float, low: float, high: float, *,
+            integer: bool = False) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value)):
+        raise ValueError(f"{field_name} must be {'an integer' if integer else 'a number'}")
+    if not low <= value <= high:
+        raise ValueError(f"{field_name} must be between {low:g} and {high:g}")
+    return float(value)
+
+
+def _turn_detection_model(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    name = TURN_DETECTION_ALIASES.get(value, value) if isinstance(value, str) else value
+    return _choice(name, TURN_DETECTION_MODELS, "turn_detection_model", "") or ""
 
 
 def _hotwords(value: Any) -> str:

@@ -104,6 +104,11 @@ class TurnMetrics:
     tts_first_audio: float | None = None
     first_audio_played: float | None = None
     stt_ms: float | None = None  # time the STT engine spent on the final transcript
+    #: how the end of the turn was judged: complete | neutral | incomplete | forced
+    turn_judgement: str = ""
+    #: P(turn complete) from the end-of-turn model (None: not used) and its time
+    turn_p: float | None = None
+    turn_model_ms: float | None = None
     speculative: bool = False  # the LLM started before the turn was decided
     interrupted: bool = False
     error: str = ""
@@ -144,6 +149,9 @@ class TurnMetrics:
             "first_audio_played_ms": self._rel(self.first_audio_played),
             "u2u_ms": self._rel(self.first_audio_played),
             "stt_ms": None if self.stt_ms is None else round(self.stt_ms, 1),
+            "turn_judgement": self.turn_judgement,
+            "turn_p": None if self.turn_p is None else round(self.turn_p, 3),
+            "turn_model_ms": None if self.turn_model_ms is None else round(self.turn_model_ms, 1),
             "speculative": self.speculative,
             "interrupted": self.interrupted,
             "error": self.error,

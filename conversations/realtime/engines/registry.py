@@ -22,20 +22,26 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .base import EngineError, LanguageModel, SpeechToText, TextToSpeech, VoiceActivityDetector
+from .base import EngineError, LanguageModel, SpeechToText, TextToSpeech, TurnModel, VoiceActivityDetector
 from . import cloud_tts, models
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_VAD = "silero"
 DEFAULT_STT = "whisper-base"
+TINY_EN_STT = "whisper-tiny.en"
+#: the STT engine a PAL gets when it names none, by conversation language (measured:
+#: README, bench_pipeline); every other language, and multilingual, gets DEFAULT_STT
+DEFAULT_STT_BY_LANGUAGE = {"en": TINY_EN_STT}
+DEFAULT_TURN = "smart-turn"
 DEFAULT_LLM = "qwen2.5-0.5b"
 DEFAULT_TTS = "espeak-ng"
 REMOTE_LLM = "openai"
 
 #: other spellings accepted by the getters (never listed as separate engines)
 _ALIASES = {
-    "stt": {"whisper": "whisper-base", "whisper_base": "whisper-base", "faster-whisper": "whisper-base"},
+    "stt": {"whisper": "whisper-base", "whisper_base": "whisper-base", "faster-whisper": "whisper-base",
+            "whisper-tiny-en": "whisper-tiny.en", "tiny.en": "whisper-tiny.en"},
     "llm": {"qwen": "qwen2.5-0.5b", "qwen2.5-coder-0.5b": "qwen2.5-0.5b",
             "qwen2.5-coder-0.5b-instruct": "qwen2.5-0.5b", "gemma": "gemma-3-270m",
             "openai-compatible": "openai", "custom": "openai"},
@@ -44,14 +50,16 @@ _ALIASES = {
     "vad": {"silero-vad": "silero", "silero_vad": "silero"},
 }
 
-_settings: dict[str, Any] = {"llm_threads": 2, "stt_threads": 2, "llm_n_ctx": 4096, "llm_url": ""}
+_settings: dict[str, Any] = {"llm_threads": 2, "stt_threads": 2, "llm_n_ctx": 4096, "llm_url": "",
+                             "stt_beam_size": 1}
 _instances: dict[tuple[str, str], object] = {}
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _registry_lock = threading.Lock()
 
 
 def configure(*, model_dir: str | os.PathLike[str] | None = None, llm_threads: int | None = None,
-              stt_threads: int | None = None, llm_n_ctx: int | None = None, llm_url: str | None = None) -> None:
+              stt_threads: int | None = None, llm_n_ctx: int | None = None, llm_url: str | None = None,
+              stt_beam_size: int | None = None) -> None:
     """Process settings for engines not loaded yet (the Django side calls this once).
     ``llm_url``: the box's LLM service (llama-server or vLLM) that serves the embedded model
     to every process; without it the model is loaded in this process."""
@@ -59,14 +67,17 @@ def configure(*, model_dir: str | os.PathLike[str] | None = None, llm_threads: i
         models.set_default_model_dir(model_dir)
     if llm_url is not None:
         _settings["llm_url"] = llm_url
-    for key, value in (("llm_threads", llm_threads), ("stt_threads", stt_threads), ("llm_n_ctx", llm_n_ctx)):
+    for key, value in (("llm_threads", llm_threads), ("stt_threads", stt_threads), ("llm_n_ctx", llm_n_ctx),
+                       ("stt_beam_size", stt_beam_size)):
         if value is not None:
             _settings[key] = int(value)
 
 
-def canonical_name(kind: str, name: str | None) -> str:
-    """The registry's name for ``name`` (aliases resolved; None = the kind's default)."""
-    defaults = {"vad": DEFAULT_VAD, "stt": DEFAULT_STT, "llm": DEFAULT_LLM, "tts": DEFAULT_TTS}
+def canonical_name(kind: str, name: str | None, *, language: str | None = None) -> str:
+    """The registry's name for ``name`` (aliases resolved; None = the kind's default, which
+    for STT depends on the conversation's ``language``, an ISO code or None = detect)."""
+    defaults = {"vad": DEFAULT_VAD, "stt": DEFAULT_STT_BY_LANGUAGE.get(language or "", DEFAULT_STT),
+                "llm": DEFAULT_LLM, "tts": DEFAULT_TTS}
     if not name:
         return defaults[kind]
     key = name.strip().lower()
@@ -95,7 +106,11 @@ def available_engines() -> dict[str, list[dict[str, Any]]]:
                  "description": "Silero VAD v6 (ONNX) on onnxruntime"}],
         "stt": [{"name": DEFAULT_STT, "embedded": True, "default": True,
                  "description": "Whisper base (CTranslate2 int8) via faster-whisper; 99 languages, "
-                                "language detection, hotwords"}],
+                                "language detection, hotwords; the default for every language but English"},
+                {"name": TINY_EN_STT, "embedded": True, "default": False, "default_for": ["en"],
+                 "languages": ["en"],
+                 "description": "Whisper tiny.en (CTranslate2) via faster-whisper; English only, about "
+                                "twice as fast as base; the default for English"}],
         "llm": llm,
         "tts": [{"name": DEFAULT_TTS, "embedded": True, "default": True,
                  "description": "eSpeak NG via its C library; 100+ languages, word and phoneme timings",
@@ -143,13 +158,43 @@ def get_vad(name: str | None = None) -> VoiceActivityDetector:
     return _load_once("vad", name, SileroVAD)  # type: ignore[return-value]
 
 
-def get_stt(name: str | None = None) -> SpeechToText:
-    name = canonical_name("stt", name)
-    if name != DEFAULT_STT:
-        raise _unknown("stt", name)
+def get_stt(name: str | None = None, *, language: str | None = None) -> SpeechToText:
+    """The shared STT engine ``name`` (None: the default for ``language``, an ISO code).
+    An engine that does not hear ``language`` is refused with a message naming both."""
+    name = canonical_name("stt", name, language=language)
     from .stt import WhisperSTT
 
-    return _load_once("stt", name, lambda: WhisperSTT(cpu_threads=_settings["stt_threads"]))  # type: ignore[return-value]
+    if name == DEFAULT_STT:
+        engine = _load_once("stt", name, lambda: WhisperSTT(
+            cpu_threads=_settings["stt_threads"], beam_size=_settings["stt_beam_size"]))
+    elif name == TINY_EN_STT:
+        def load_tiny() -> WhisperSTT:
+            try:
+                path = models.tiny_en_model_dir()
+            except models.ModelFileError as exc:
+                raise EngineError(str(exc), engine=name) from exc
+            return WhisperSTT(path, cpu_threads=_settings["stt_threads"], beam_size=_settings["stt_beam_size"],
+                              compute_type="int8", name=name, languages=frozenset({"en"}))
+
+        engine = _load_once("stt", name, load_tiny)
+    else:
+        raise _unknown("stt", name)
+    langs = engine.languages  # type: ignore[attr-defined]
+    if langs and language not in langs:
+        raise EngineError(f"the {name} speech recogniser hears only {', '.join(sorted(langs))}; this "
+                          f"conversation's language is {language or 'multilingual'} (choose {DEFAULT_STT})",
+                          engine=name, code="bad_config")
+    return engine  # type: ignore[return-value]
+
+
+def get_turn_model(name: str | None = None) -> TurnModel:
+    """The shared end-of-turn model (Smart Turn v3.2 on one onnxruntime thread)."""
+    if (name or DEFAULT_TURN) != DEFAULT_TURN:
+        raise EngineError(f"unknown end-of-turn model {name!r}; available here: {DEFAULT_TURN}",
+                          engine=name or "", code="unknown_engine")
+    from .turn import SmartTurnModel
+
+    return _load_once("turn", DEFAULT_TURN, SmartTurnModel)  # type: ignore[return-value]
 
 
 def get_tts(name: str | None = None, *, api_key: str = "", voice_id: str = "", model: str = "",
@@ -208,13 +253,16 @@ def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: st
     raise _unknown("llm", canonical)
 
 
-def preload(*, vad: bool = True, stt: Iterable[str] | None = (DEFAULT_STT,),
+def preload(*, vad: bool = True, turn: bool = True,
+            stt: Iterable[str] | None = (DEFAULT_STT, *DEFAULT_STT_BY_LANGUAGE.values()),
             llm: Iterable[str] | None = (DEFAULT_LLM,), tts: Iterable[str] | None = (DEFAULT_TTS,)) -> None:
     """Load engines now (at process start, in a thread) so the first call does not wait."""
     if vad:
         get_vad()
+    if turn:
+        get_turn_model()
     for name in stt or ():
-        get_stt(name)
+        get_stt(name, language="en" if name in DEFAULT_STT_BY_LANGUAGE.values() else None)
     for name in tts or ():
         get_tts(name)
     for name in llm or ():

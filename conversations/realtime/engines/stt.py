@@ -88,14 +88,26 @@ def max_new_tokens_for(duration_s: float) -> int:
     return int(min(200, 16 + 10 * duration_s))
 
 
+#: previous text given to the decoder (tokens): enough context, far inside the 448-token window
+MAX_PREVIOUS_TOKENS = 96
+
+
 class WhisperSTT(SpeechToText):
-    """Embedded Whisper base. ``transcribe`` is safe to call from many sessions at once."""
+    """Embedded Whisper (base, or tiny.en). ``transcribe`` is safe to call from many sessions
+    at once. ``previous_text`` (what was said just before the audio) goes to the decoder as
+    Whisper's "previous text" prompt, so a turn can be transcribed piece by piece."""
 
     name = "whisper-base"
+    continues_text = True
 
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, *, cpu_threads: int = 2,
-                 beam_size: int = 1, compute_type: str = "int8") -> None:
+                 beam_size: int = 1, compute_type: str = "int8", name: str | None = None,
+                 languages: frozenset[str] = frozenset()) -> None:
         from faster_whisper import WhisperModel
+
+        if name:
+            self.name = name
+        self.languages = languages
 
         if model_dir is None:
             from .models import ModelFileError, whisper_model_dir
@@ -116,24 +128,31 @@ class WhisperSTT(SpeechToText):
 
     # -- public API
     async def transcribe(self, audio: np.ndarray, *, language: str | None = None,
-                         hotwords: str | None = None, word_timestamps: bool = False) -> Transcript:
+                         hotwords: str | None = None, word_timestamps: bool = False,
+                         previous_text: str | None = None) -> Transcript:
         return await asyncio.to_thread(self.transcribe_blocking, audio, language=language,
-                                       hotwords=hotwords, word_timestamps=word_timestamps)
+                                       hotwords=hotwords, word_timestamps=word_timestamps,
+                                       previous_text=previous_text)
 
     def transcribe_blocking(self, audio: np.ndarray, *, language: str | None = None,
-                            hotwords: str | None = None, word_timestamps: bool = False) -> Transcript:
+                            hotwords: str | None = None, word_timestamps: bool = False,
+                            previous_text: str | None = None) -> Transcript:
         """Synchronous transcription (for worker threads, benchmarks and tests)."""
         try:
             lang = language_code(language)
         except ValueError as exc:
             raise EngineError(str(exc), engine=self.name, code="bad_language") from exc
+        if self.languages and lang not in self.languages:
+            raise EngineError(f"{self.name} hears only {', '.join(sorted(self.languages))}, not {lang or 'any language'}",
+                              engine=self.name, code="bad_language")
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if audio.size == 0:
             return Transcript(text="", language=lang or "")
         started = time.perf_counter()
         try:
             with self._lock:
-                text, lang_out, words = self._pieces(audio, lang, hotwords, word_timestamps)
+                text, lang_out, words = self._pieces(audio, lang, hotwords, word_timestamps,
+                                                     previous_text or "")
         except EngineError:
             raise
         except Exception as exc:
@@ -156,11 +175,12 @@ class WhisperSTT(SpeechToText):
         return tok
 
     def _pieces(self, audio: np.ndarray, language: str | None, hotwords: str | None,
-                word_timestamps: bool) -> tuple[str, str, list[WordTiming]]:
+                word_timestamps: bool, previous_text: str = "") -> tuple[str, str, list[WordTiming]]:
         texts: list[str] = []
         words: list[WordTiming] = []
         for offset, piece in split_at_pauses(audio, int(MAX_WINDOW_S * STT_SAMPLE_RATE)):
-            text, language, piece_words = self._short(piece, language, hotwords, word_timestamps)
+            before = " ".join([previous_text, *texts]).strip()
+            text, language, piece_words = self._short(piece, language, hotwords, word_timestamps, before)
             if text:
                 texts.append(text)
             shift = 1000.0 * offset / STT_SAMPLE_RATE
@@ -169,12 +189,13 @@ class WhisperSTT(SpeechToText):
         return " ".join(texts), (language or "") if texts else "", words
 
     def _short(self, audio: np.ndarray, language: str | None, hotwords: str | None,
-               word_timestamps: bool) -> tuple[str, str, list[WordTiming]]:
+               word_timestamps: bool, previous_text: str = "") -> tuple[str, str, list[WordTiming]]:
         bounds = speech_bounds(audio)
         if bounds is None:  # digital silence or a whisper of noise: nothing to hear
             return "", language or "", []
         onset, start, end = bounds
-        text, language, words = self._window(audio[start:end], language, hotwords, word_timestamps)
+        text, language, words = self._window(audio[start:end], language, hotwords, word_timestamps,
+                                             previous_text)
         if words:
             # Whisper's alignment puts the first word at the start of the window; the energy
             # onset is a better bound (words are moved back to the caller's timeline too)
@@ -186,7 +207,7 @@ class WhisperSTT(SpeechToText):
         return text, language, words
 
     def _window(self, audio: np.ndarray, language: str | None, hotwords: str | None,
-                word_timestamps: bool) -> tuple[str, str, list[WordTiming]]:
+                word_timestamps: bool, previous_text: str = "") -> tuple[str, str, list[WordTiming]]:
         model = self._model
         duration = len(audio) / STT_SAMPLE_RATE
         lead = int(LEAD_S * STT_SAMPLE_RATE)
@@ -211,12 +232,12 @@ class WhisperSTT(SpeechToText):
         # the cross-attention alignment alone gets wrong for the first word
         stamps = word_timestamps
         decoded = self._decode(encoder_output, language, hotwords, duration, timestamps=stamps,
-                               no_repeat_ngram_size=0)
+                               no_repeat_ngram_size=0, previous_text=previous_text)
         if decoded.looped:
             logger.warning("whisper output looks like a repetition loop (%d tokens, ratio %.2f); "
                            "retrying with an n-gram ban", len(decoded.tokens), decoded.compression_ratio)
             retry = self._decode(encoder_output, language, hotwords, duration, timestamps=stamps,
-                                 no_repeat_ngram_size=3)
+                                 no_repeat_ngram_size=3, previous_text=previous_text)
             if not retry.looped or len(retry.tokens) < len(decoded.tokens):
                 decoded = retry
         # silence or noise: Whisper is sure there is no speech and unsure of what it wrote
@@ -236,13 +257,14 @@ class WhisperSTT(SpeechToText):
         return text, language, words
 
     def _decode(self, encoder_output, language: str, hotwords: str | None, duration: float, *,  # noqa: ANN001
-                timestamps: bool, no_repeat_ngram_size: int) -> _Decoded:
+                timestamps: bool, no_repeat_ngram_size: int, previous_text: str = "") -> _Decoded:
         from faster_whisper.transcribe import get_compression_ratio
 
         model = self._model
         tok = self._tokenizer(language)
         hint = _trim_hotwords(hotwords)
-        prompt = model.get_prompt(tok, [], without_timestamps=not timestamps, hotwords=hint)
+        previous = tok.encode(" " + previous_text.strip())[-MAX_PREVIOUS_TOKENS:] if previous_text.strip() else []
+        prompt = model.get_prompt(tok, previous, without_timestamps=not timestamps, hotwords=hint)
         max_new = max_new_tokens_for(duration) + (16 if timestamps else 0)
         max_length = min(model.max_length, len(prompt) + max_new)
         result = model.model.generate(

@@ -57,7 +57,7 @@ def test_config_from_layers_maps_every_option() -> None:
         "You are Ana.", "Legacy context.",
         {
             "conversational_flow": {"turn_taking_patience": "high", "replica_interruptibility": "low",
-                                    "turn_detection_model": "smart"},
+                                    "turn_detection_model": "sparrow-1"},
             "stt": {"stt_engine": "whisper-base", "hotwords": ["OpenCVI", "Tavus"],
                     "participant_pause_sensitivity": "superlow", "smart_turn_detection": False},
             "llm": {"model": "qwen", "base_url": "http://x/v1/", "api_key": "sk-secret",
@@ -73,7 +73,7 @@ def test_config_from_layers_maps_every_option() -> None:
     assert cfg.pipeline_mode == "echo" and cfg.language_code == "es" and cfg.tts_language == "es"
     assert cfg.flow.waits == PATIENCE_WAITS["high"]  # the newer field wins over the legacy one
     assert cfg.flow.interrupt_policy == INTERRUPTIBILITY["low"]
-    assert cfg.flow.smart_turn_detection is False and cfg.flow.turn_detection_model == "smart"
+    assert cfg.flow.smart_turn_detection is False and cfg.flow.turn_detection_model == "smart-turn"
     assert cfg.stt.hotwords == "OpenCVI, Tavus" and cfg.stt.stt_engine == "whisper-base"
     assert cfg.llm.base_url == "http://x/v1" and cfg.llm.headers["X-A"] == "1"
     assert cfg.llm.speculative_inference is False and cfg.llm.tool_schemas()[0]["function"]["name"] == "f"
