@@ -12,5 +12,5 @@ class ConversationsConfig(AppConfig):
 
         # Engines read their model files from the data dir that setup_opencvi filled.
         registry.configure(model_dir=settings.MODELS_DIR, llm_url=settings.LLM_URL,
-                           llm_n_ctx=settings.LLM_CONTEXT_TOKENS)
+                           llm_n_ctx=settings.LLM_CONTEXT_TOKENS, stt_beam_size=settings.STT_BEAM_SIZE)
         netguard.configure(allow_private=settings.ALLOW_PRIVATE_URLS)

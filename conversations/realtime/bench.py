@@ -172,3 +172,110 @@ async def run_pipeline_bench(pipe: ConversationPipeline, speaker: Any, *, turns:
         "dropped_input_ms": pipe.stats["dropped_input_ms"],
         "per_turn": per_turn,
     }
+
+
+# ---------------------------------------------------------------------------- turn end
+def speak_words(tts: Any, text: str, voice: str) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """Like :func:`speak`, with each word's (word, start_ms, end_ms) in the returned audio."""
+    chunks = tts.synthesize_blocking(text, voice=VoiceOptions(voice=voice))
+    words: list[tuple[str, float, float]] = []
+    offset = 0.0
+    for c in chunks:
+        words += [(w.word, w.start_ms + offset, w.end_ms + offset) for w in c.words]
+        offset += c.duration_ms
+    pcm = np.concatenate([c.pcm for c in chunks]).astype(np.float32) / 32768.0
+    return resample(pcm, chunks[0].sample_rate, 16_000), words
+
+
+def cut_after_words(audio: np.ndarray, words: Sequence[tuple[str, float, float]], n: int) -> int:
+    """Sample index just after the ``n``-th word (in the gap before the next one): a sentence
+    cut there keeps the intonation of a thought that goes on."""
+    end = words[n - 1][2]
+    if n < len(words):
+        end += min(60.0, max(0.0, words[n][1] - end) / 2)
+    return min(len(audio), int(end * 16))
+
+
+def parse_turn_cases(lines: Sequence[str]) -> list[tuple[str, str, str]]:
+    """``C<TAB>sentence`` or ``I<TAB>fragment | rest`` lines -> (kind, first, rest)."""
+    cases = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        kind, _, text = line.partition("\t")
+        kind = kind.strip().upper()
+        if kind not in ("C", "I") or not text.strip():
+            raise ValueError(f"line {n}: expected C<TAB>sentence or I<TAB>fragment | rest")
+        first, _, rest = text.partition("|")
+        if kind == "I" and not rest.strip():
+            raise ValueError(f"line {n}: a fragment needs the rest of its sentence after ' | '")
+        cases.append((kind, first.strip(), rest.strip()))
+    return cases
+
+
+async def run_turn_end_bench(pipe: ConversationPipeline, speaker: Any, cases: Sequence[tuple[str, str, str]], *,
+                             voices: Sequence[str] = DEFAULT_VOICES, pause_ms: float = 700.0,
+                             on_case: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Each complete sentence is spoken and followed by silence: right when the turn ends with
+    the "complete" judgement (the patience's shortest wait). Each fragment is cut from the
+    whole sentence spoken (so it keeps the voice of a thought that goes on), followed by
+    ``pause_ms`` of silence and the rest: right when it stays one turn."""
+    drv = RealtimeDriver(pipe, speed=1.0)
+    rows: list[dict[str, Any]] = []
+    try:
+        await pipe.start()
+        if pipe.config.custom_greeting:
+            await drv.wait_event(ev.REPLICA_STOPPED, timeout_ms=30_000)
+        await drv.silence(500)
+        for i, (kind, first, rest) in enumerate(cases):
+            voice = voices[i % len(voices)]
+            audio, words = speak_words(speaker, f"{first} {rest}".strip(), voice)
+            t0 = drv.t_ms
+            n_metrics = len(pipe.turn_metrics)
+            if kind == "C":
+                await drv.play(audio)
+                voiced = np.flatnonzero(np.abs(audio) > VOICED)
+                end_ms = t0 + 1000.0 * (voiced[-1] + 1) / 16_000
+            else:
+                cut = cut_after_words(audio, words, len(first.split()))
+                await drv.play(audio[:cut])
+                early = drv.t_ms
+                await drv.silence(pause_ms)
+                premature = drv.rec.first(ev.UTTERANCE, t0, lambda e: e["properties"]["role"] == "user")
+                await drv.play(audio[cut:])
+                voiced = np.flatnonzero(np.abs(audio[cut:]) > VOICED)
+                end_ms = early + pause_ms + 1000.0 * ((voiced[-1] + 1) if len(voiced) else 0) / 16_000
+            hit = await drv.wait_event(ev.UTTERANCE, timeout_ms=10_000, after_ms=t0,
+                                       where=lambda e: e["properties"]["role"] == "user")
+            await drv.run_until(lambda: len(pipe.turn_metrics) > n_metrics, timeout_ms=60_000)
+            await drv.run_until(lambda: not pipe.output.replica_active, timeout_ms=120_000)
+            user_turns = [e for t, e in drv.rec.of_type(ev.UTTERANCE)
+                          if t > t0 and e["properties"]["role"] == "user"]
+            record = pipe.turn_metrics[n_metrics].as_dict() if len(pipe.turn_metrics) > n_metrics else {}
+            decide_ms = None if hit is None else round(hit[0] - end_ms, 1)
+            if kind == "C":
+                correct = hit is not None and record.get("turn_judgement") == "complete"
+            else:
+                correct = len(user_turns) == 1 and not premature
+            rows.append({"kind": kind, "text": f"{first} | {rest}" if rest else first, "voice": voice,
+                         "heard": [e["properties"]["speech"] for e in user_turns], "correct": correct,
+                         "decide_ms": decide_ms, "judgement": record.get("turn_judgement"),
+                         "turn_p": record.get("turn_p"), "turn_model_ms": record.get("turn_model_ms")})
+            if on_case is not None:
+                on_case(rows[-1])
+            await drv.silence(1000)
+    finally:
+        await pipe.close()
+
+    def accuracy(kind: str) -> float | None:
+        picked = [r["correct"] for r in rows if r["kind"] == kind]
+        return round(sum(picked) / len(picked), 3) if picked else None
+
+    return {
+        "cases": len(rows),
+        "complete_accuracy": accuracy("C"),
+        "incomplete_accuracy": accuracy("I"),
+        "decide_ms": percentiles([r["decide_ms"] for r in rows if r["kind"] == "C"]),
+        "turn_model_ms": percentiles([r["turn_model_ms"] for r in rows]),
+        "per_case": rows,
+    }

@@ -76,9 +76,13 @@ MIN_TURN_VOICED_MS = 150  # less voiced audio than this is noise, not a turn
 MAX_TURN_MS = 25_000  # a longer monologue is cut into turns (Whisper's window is 30 s)
 RECHECK_MS = 300  # re-run the interruption transcript check after this much more speech
 STT_TIMEOUT_S = 20.0
-#: a stretch of speech longer than this without a pause is transcribed up to its latest gap
-#: while the user goes on (Whisper's window is >= 8 s anyway: shorter pieces save nothing)
-EXTEND_AFTER_MS = 4000
+#: the shortest piece of a turn transcribed on its own. Whisper's window is >= 8 s (stt.py), so
+#: a shorter turn costs the same to transcribe whole again, and a piece decoded without the
+#: sound that follows it is heard worse (measured: "two people tonight" alone came out as "to
+#: be able to hide"; a 14 s turn cut at every pause had 3x the word errors of one decode)
+PREFIX_MIN_MS = 6700
+#: speech going on this long without a pause is transcribed up to its latest gap meanwhile
+EXTEND_AFTER_MS = 10_000
 #: a gap in the voice at least this long is a safe place to cut between words
 GAP_CHUNKS = 2
 
@@ -194,15 +198,19 @@ def judge_turn(transcript: Completeness, p_complete: float | None, waits: TurnWa
     model's P(complete) (None: no model for this call or language, or it failed).
 
     The transcript vetoes an unfinished thought ("... and", "to the", a trailing comma)
-    whatever the voice did; otherwise the model decides at the patience's threshold, and a
-    transcript that sounds finished softens its "not yet" to the middle wait."""
+    whatever the voice did; otherwise the model decides at the patience's threshold. Words
+    that sound finished (a question, a statement ending on a content word) lower that bar to
+    a quarter: the model hears a flat or synthetic voice poorly (on eSpeak NG it gave 0.01-0.3
+    to a third of plain questions), and a clear "not yet" from it still wins."""
     if not smart:
         return Completeness.NEUTRAL
     if p_complete is None or transcript is Completeness.INCOMPLETE:
         return transcript
     if p_complete >= waits.threshold:
         return Completeness.COMPLETE
-    return Completeness.NEUTRAL if transcript is Completeness.COMPLETE else Completeness.INCOMPLETE
+    if transcript is Completeness.COMPLETE:
+        return Completeness.COMPLETE if p_complete >= waits.threshold / 4 else Completeness.NEUTRAL
+    return Completeness.INCOMPLETE
 
 
 def turn_wait_ms(waits: TurnWaits, completeness: Completeness | None, *, smart: bool = True) -> int:
@@ -589,7 +597,7 @@ class UserTurnProcessor(FrameProcessor):
             return
         untranscribed_ms = 1000.0 * (seg.n_samples - seg.prefix_samples) / SAMPLE_RATE
         cut = seg.gap_sample
-        if untranscribed_ms < EXTEND_AFTER_MS or 1000.0 * (cut - seg.prefix_samples) / SAMPLE_RATE < EXTEND_AFTER_MS / 2:
+        if untranscribed_ms < EXTEND_AFTER_MS or 1000.0 * (cut - seg.prefix_samples) / SAMPLE_RATE < PREFIX_MIN_MS:
             return
         audio = seg.audio()[seg.prefix_samples:cut]
         seg.prefix_task = self.create_task(self._extend_prefix(seg, audio, cut, seg.prefix_text),
@@ -612,6 +620,8 @@ class UserTurnProcessor(FrameProcessor):
     def _adopt_prefix(seg: _Segment, end: int, before: str, text: str) -> None:
         if seg.prefix_text != before or end <= seg.prefix_samples:
             return  # another piece got there first
+        if 1000.0 * (end - seg.prefix_samples) / SAMPLE_RATE < PREFIX_MIN_MS:
+            return  # too short to be worth a piece of its own
         seg.prefix_samples = end
         seg.prefix_text = join_text(before, text)
 

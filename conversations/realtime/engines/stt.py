@@ -122,6 +122,8 @@ class WhisperSTT(SpeechToText):
         except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError on bad files
             raise EngineError(f"cannot load Whisper from {model_dir}: {exc}", engine=self.name) from exc
         self._beam_size = beam_size
+        self._model_dir = str(model_dir)
+        self._cpu_threads = cpu_threads
         self._lock = threading.Lock()
         self._tokenizers: dict[str, object] = {}
         self._suppress: dict[str, list[int]] = {}
@@ -246,10 +248,12 @@ class WhisperSTT(SpeechToText):
         text = decoded.text.strip()
         if decoded.looped:
             text = collapse_repeats(text)
-        elif duration < 2.0:
-            # A short utterance written out twice ("Yes. Yes.") is the decoder echoing itself
-            # inside the padded window, not what was said.
-            text = _collapse_doubled_sentence(text)
+        else:
+            # An utterance written out twice ("Yes. Yes.", "How far is it? How far is it") is the
+            # decoder echoing itself inside the padded window, not what was said (seen with
+            # tiny.en on sentences of 8+ words; a short one only below 2 s, where "No. No." is
+            # usually the echo too).
+            text = _collapse_doubled_sentence(text, min_words=1 if duration < 2.0 else 4)
         words: list[WordTiming] = []
         if word_timestamps and decoded.tokens and not decoded.looped:
             words = self._word_timings(decoded.tokens, language, encoder_output, n // _HOP,
@@ -364,10 +368,12 @@ def _trim_hotwords(hotwords: str | None, max_chars: int = 400) -> str | None:
 _REPEAT_RE = re.compile(r"(\b.{2,80}?)(?:[\s,.!?]*\1){2,}", re.IGNORECASE | re.DOTALL)
 
 
-def _collapse_doubled_sentence(text: str) -> str:
+def _collapse_doubled_sentence(text: str, *, min_words: int = 1) -> str:
     parts = [p for p in re.split(r"(?<=[.!?])\s+", text) if p]
-    if len(parts) == 2 and parts[0].strip().lower() == parts[1].strip().lower():
-        return parts[0].strip()
+    if len(parts) == 2:
+        a, b = (re.sub(r"[^\w\s']", "", p).lower().split() for p in parts)
+        if a == b and len(a) >= min_words:
+            return parts[0].strip()
     return text
 
 

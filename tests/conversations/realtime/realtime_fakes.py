@@ -23,6 +23,7 @@ from conversations.realtime.engines.base import (
     ToolCall,
     Transcript,
     TTSChunk,
+    TurnModel,
     VADStream,
     VoiceActivityDetector,
     VoiceOptions,
@@ -112,6 +113,22 @@ class FakeSTT(SpeechToText):
                                    for i, w in enumerate(words[:n])), language="en")
 
 
+class FakeTurnModel(TurnModel):
+    """P(turn complete) fixed, or ``p(audio)``; counts its calls."""
+
+    name = "fake-turn"
+    languages = frozenset({"en"})
+
+    def __init__(self, p: float | Callable[[np.ndarray], float] = 0.9) -> None:
+        self.p = p
+        self.calls = 0
+
+    async def probability(self, audio: np.ndarray) -> float:
+        self.calls += 1
+        await asyncio.sleep(0)
+        return self.p(audio) if callable(self.p) else self.p
+
+
 class FakeLLM(LanguageModel):
     """Streams ``reply`` word by word (or what ``reply(messages)`` returns); may emit tool
     calls first. Records every request."""
@@ -124,6 +141,7 @@ class FakeLLM(LanguageModel):
         self.token_delay_s = token_delay_s
         self.requests: list[list[dict[str, Any]]] = []
         self.tools_offered: list[bool] = []
+        self.sampling: list[dict[str, Any]] = []  # max_tokens and temperature of each request
         self.tool_calls: list[ToolCall] = []  # emitted (once) before the text of the next reply
         self.fail_after: int | None = None  # raise after this many tokens
         self.started = 0
@@ -132,6 +150,7 @@ class FakeLLM(LanguageModel):
     async def stream(self, messages: Sequence[dict[str, Any]], *, tools=None,  # noqa: ANN001
                      max_tokens: int = 256, temperature: float = 0.7) -> AsyncIterator[LLMDelta]:
         self.requests.append([dict(m) for m in messages])
+        self.sampling.append({"max_tokens": max_tokens, "temperature": temperature})
         self.tools_offered.append(bool(tools))
         self.started += 1
         try:
@@ -188,7 +207,7 @@ def make_pipeline(*, layers: dict[str, Any] | None = None, system_prompt: str = 
                   context: str = "", greeting: str = "", mode: str = "full",
                   stt: FakeSTT | None = None, llm: FakeLLM | None = None, tts: FakeTTS | None = None,
                   conversational_context: str = "", renderer: Any = None, speed: float = 0.0,
-                  events: list[dict[str, Any]] | None = None):  # noqa: ANN201
+                  events: list[dict[str, Any]] | None = None, turn: Any = None):  # noqa: ANN201
     from conversations.realtime.agent import ConversationPipeline, EngineBundle
     from conversations.realtime.clock import ManualClock
     from conversations.realtime.config import PipelineConfig
@@ -198,7 +217,7 @@ def make_pipeline(*, layers: dict[str, Any] | None = None, system_prompt: str = 
                                      conversational_context=conversational_context,
                                      custom_greeting=greeting, pipeline_mode=mode)
     engines = EngineBundle(vad=FakeVAD(), tts=tts or FakeTTS(), stt=stt or FakeSTT("Hello there."),
-                           llm=llm or FakeLLM())
+                           llm=llm or FakeLLM(), turn=turn)
     clock = ManualClock()
     sink = events.append if events is not None else None
     pipe = ConversationPipeline(cfg, engines, conversation_id="ctest", event_sink=sink,

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, make_pipeline, run, silence, words_audio
+from tests.conversations.realtime.realtime_fakes import (
+    FakeLLM,
+    FakeSTT,
+    FakeTurnModel,
+    make_pipeline,
+    run,
+    silence,
+    words_audio,
+)
 
 from conversations.realtime import events as ev
 from conversations.realtime.config import PATIENCE_WAITS
@@ -13,6 +21,7 @@ from conversations.realtime.turn_taking import (
     assess_completeness,
     clean_transcript,
     count_content_words,
+    judge_turn,
 )
 
 
@@ -218,3 +227,105 @@ def test_a_monologue_longer_than_the_stt_window_is_cut_into_turns() -> None:
         await pipe.close()
 
     run(main())
+
+
+# ---------------------------------------------------------------------------- the end-of-turn model
+@pytest.mark.parametrize("transcript, p, expected", [
+    (Completeness.NEUTRAL, 0.9, Completeness.COMPLETE),  # "Yes." said like an answer
+    (Completeness.COMPLETE, 0.9, Completeness.COMPLETE),
+    (Completeness.INCOMPLETE, 0.99, Completeness.INCOMPLETE),  # "... to the": the words veto
+    (Completeness.NEUTRAL, 0.2, Completeness.INCOMPLETE),  # sounds unfinished: the long wait
+    (Completeness.COMPLETE, 0.2, Completeness.COMPLETE),  # finished words lower the bar to a quarter
+    (Completeness.COMPLETE, 0.05, Completeness.NEUTRAL),  # a clear "not yet" still wins
+    (Completeness.COMPLETE, None, Completeness.COMPLETE),  # no model: the transcript decides
+    (Completeness.INCOMPLETE, None, Completeness.INCOMPLETE),
+])
+def test_judge_turn_combines_the_model_and_the_transcript(transcript, p, expected) -> None:
+    assert judge_turn(transcript, p, PATIENCE_WAITS["medium"]) is expected
+    assert judge_turn(transcript, p, PATIENCE_WAITS["medium"], smart=False) is Completeness.NEUTRAL
+
+
+def test_patience_sets_the_model_threshold() -> None:
+    assert judge_turn(Completeness.NEUTRAL, 0.6, PATIENCE_WAITS["low"]) is Completeness.COMPLETE
+    assert judge_turn(Completeness.NEUTRAL, 0.6, PATIENCE_WAITS["high"]) is Completeness.INCOMPLETE
+
+
+def _wait_for_turn(p: float, *, layers: dict | None = None, text: str = "Yes") -> tuple[float, FakeTurnModel, dict]:
+    model = FakeTurnModel(p)
+
+    async def main() -> tuple[float, dict]:
+        pipe, drv, _ = make_pipeline(stt=FakeSTT(text), turn=model, layers=layers)
+        await pipe.start()
+        await drv.play(words_audio(1))
+        end = drv.t_ms
+        hit = await drv.wait_event(ev.UTTERANCE, timeout_ms=4000)
+        await drv.wait_event(ev.TURN_METRICS, timeout_ms=5000)
+        record = pipe.turn_metrics[-1].as_dict()
+        await pipe.close()
+        assert hit is not None
+        return hit[0] - end, record
+
+    waited, record = run(main())
+    return waited, model, record
+
+
+def test_the_model_hearing_a_finished_turn_ends_it_after_the_shortest_wait() -> None:
+    waited, model, record = _wait_for_turn(0.9)
+    waits = PATIENCE_WAITS["medium"]
+    assert model.calls >= 1
+    assert waits.complete_ms <= waited <= waits.complete_ms + 100
+    assert record["turn_judgement"] == "complete" and record["turn_p"] == 0.9
+
+
+def test_the_model_hearing_an_unfinished_turn_waits_longest() -> None:
+    waited, _, record = _wait_for_turn(0.1)
+    waits = PATIENCE_WAITS["medium"]
+    assert waits.incomplete_ms <= waited <= waits.incomplete_ms + 100
+    assert record["turn_judgement"] == "incomplete"
+
+
+def test_turn_detection_vad_waits_for_the_pause_only() -> None:
+    waited, model, record = _wait_for_turn(0.9, layers={"conversational_flow": {"turn_detection_model": "vad"}})
+    neutral = PATIENCE_WAITS["medium"].neutral_ms
+    assert neutral <= waited <= neutral + 100
+    assert model.calls == 0 and record["turn_p"] is None
+
+
+def test_the_model_is_not_asked_about_a_language_it_does_not_know() -> None:
+    # Spanish is not FakeTurnModel's: the transcript alone judges ("Sí" is neutral)
+    model = FakeTurnModel(0.9)
+
+    async def main() -> float:
+        from conversations.realtime.agent import ConversationPipeline
+        from conversations.realtime.config import PipelineConfig
+
+        pipe, drv, engines = make_pipeline(stt=FakeSTT("Sí"), turn=model)
+        cfg = PipelineConfig.from_layers("You are a test.", "", {}, language="spanish")
+        pipe = ConversationPipeline(cfg, engines, conversation_id="ctest", clock=drv.clock,
+                                    output_sample_rate=16_000)
+        drv.pipeline = pipe
+        await pipe.start()
+        await drv.play(words_audio(1))
+        end = drv.t_ms
+        hit = await drv.wait_event(ev.UTTERANCE, timeout_ms=4000)
+        await pipe.close()
+        assert hit is not None
+        return hit[0] - end
+
+    neutral = PATIENCE_WAITS["medium"].neutral_ms
+    assert neutral <= run(main()) <= neutral + 100
+
+
+def test_the_pals_max_tokens_and_temperature_reach_the_llm() -> None:
+    async def main() -> FakeLLM:
+        llm = FakeLLM("Fine.")
+        pipe, drv, _ = make_pipeline(stt=FakeSTT("What time is it?"), llm=llm,
+                                     layers={"llm": {"max_tokens": 33, "temperature": 0.2}})
+        await pipe.start()
+        await drv.play(words_audio(4))
+        await drv.wait_event(ev.REPLICA_STOPPED, timeout_ms=5000)
+        await pipe.close()
+        return llm
+
+    llm = run(main())
+    assert llm.sampling and all(s == {"max_tokens": 33, "temperature": 0.2} for s in llm.sampling)
