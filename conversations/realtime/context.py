@@ -231,9 +231,16 @@ class ConversationContext:
         return ([{"role": "system", "content": system}] if system else []) + msgs
 
     def _trim(self, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """At most ``max_messages`` of the latest history. The oldest are dropped half a window
+        at a time, not one turn at a time: the prompt then starts the same way for many turns,
+        so an LLM that caches the prompt's prefix (llama.cpp) evaluates only the new turn. (Cut
+        one turn at a time, every reply after the 20th re-read the whole history: first token
+        ~10 s instead of ~0.3 s, bench_pipeline.)"""
         if len(msgs) <= self.max_messages:
             return msgs
-        msgs = msgs[-self.max_messages:]
+        step = max(2, self.max_messages // 4 * 2)  # even: a user turn stays first
+        start = -(-(len(msgs) - self.max_messages) // step) * step  # rounded up to a step
+        msgs = msgs[start:]
         # never start with a tool message cut off from its call
         while msgs and msgs[0]["role"] == "tool":
             msgs = msgs[1:]

@@ -113,6 +113,9 @@ shall may might must so then too well really like more most less that this these
 what who no just also
 """.split())
 
+# A statement opening with one of these is a dependent clause until a comma brings the main one.
+_DEPENDENT_START = frozenset("if unless although though whereas".split())
+
 # Backchannels: what a listener says without taking the turn. Never counted as words
 # toward an interruption.
 _BACKCHANNEL = frozenset("""
@@ -185,6 +188,8 @@ def assess_completeness(text: str, language_code: str | None = "en") -> Complete
     english = (language_code or "en").startswith("en")
     if english and words and words[-1] in _INCOMPLETE_END:
         return Completeness.INCOMPLETE
+    if english and words and words[0] in _DEPENDENT_START and "," not in t:
+        return Completeness.INCOMPLETE  # "If it rains tomorrow." waits for its main clause
     if english and words and words[-1] in _WEAK_END:
         return Completeness.NEUTRAL
     if t.endswith((".", "。")) and len(words) >= 3:

@@ -174,3 +174,22 @@ def test_repeated_tool_calls_are_recognised() -> None:
     assert repeats_answered_call(ToolCall("c", "get_weather", '{"city": "Paris", "temp": 23}'), answered)
     assert not repeats_answered_call(ToolCall("d", "get_weather", '{"city": "London"}'), answered)
     assert not repeats_answered_call(ToolCall("e", "get_time", '{"city": "Paris"}'), answered)
+
+
+def test_a_long_history_is_trimmed_in_steps_that_keep_the_prompt_prefix() -> None:
+    from conversations.realtime.context import ConversationContext
+
+    ctx = ConversationContext(system_prompt="You are a test.", max_messages=10)
+    starts = []
+    for i in range(1, 30):
+        ctx.add_user(i, f"question {i}")
+        ctx.add_assistant(i, f"answer {i}")
+        msgs = ctx.messages()
+        assert msgs[0]["role"] == "system" and len(msgs) - 1 <= 10
+        assert msgs[-1]["content"] == f"answer {i}"
+        starts.append(msgs[1]["content"])
+    # the oldest kept message changes once per (about) half a window, not every turn, and
+    # the history still opens with a user turn
+    changes = sum(1 for a, b in zip(starts, starts[1:]) if a != b)
+    assert 0 < changes <= (29 * 2 - 10) // 4
+    assert all(s.startswith("question") for s in starts)
