@@ -53,7 +53,14 @@ def live_session_config(*, pal_id: str, language: str = "english"):  # -> sessio
     from cvi_site.models import Account
     from cvi_site.services import account_create
 
-    account = Account.objects.filter(username=BENCH_ACCOUNT).first() or account_create(username=BENCH_ACCOUNT)
+    from pals.models import Pal
+
+    pal = Pal.objects.filter(pk=pal_id).first()
+    if pal is None:
+        raise ValueError(f"no PAL {pal_id!r}")
+    # a PAL of an account is run in that account, as its calls are; the stock PAL in "bench"
+    account = pal.account or (Account.objects.filter(username=BENCH_ACCOUNT).first()
+                              or account_create(username=BENCH_ACCOUNT))
     conv = conversation_create(account=account, data={
         "pal_id": pal_id, "test_mode": True, "conversation_name": "benchmark",
         "properties": {"language": language}})
