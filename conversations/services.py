@@ -149,6 +149,21 @@ def pal_snapshot(pal) -> dict[str, Any]:
     return pal_representation(pal, mask=False)
 
 
+def _check_stt_language(pal, language: str) -> None:
+    """A PAL whose speech recogniser hears only some languages cannot hold a call in another."""
+    from conversations.realtime.engines import registry
+    from conversations.realtime.engines.languages import language_code
+
+    engine = registry.canonical_name("stt", ((pal.layers or {}).get("stt") or {}).get("stt_engine") or None,
+                                      language=language_code(language))
+    info = next((e for e in registry.available_engines()["stt"] if e["name"] == engine), {})
+    code = language_code(language)
+    if info.get("languages") and code not in info["languages"]:
+        raise ApplicationError(f"properties.language: the PAL's speech recogniser {engine} hears only "
+                               f"{', '.join(info['languages'])}, not {language}; choose stt_engine "
+                               f"{registry.DEFAULT_STT} on the PAL for this language")
+
+
 @transaction.atomic
 def conversation_create(*, account: Account, data: dict[str, Any]) -> Conversation:
     serializer = ConversationInputSerializer(data=data)
@@ -157,6 +172,7 @@ def conversation_create(*, account: Account, data: dict[str, Any]) -> Conversati
     pal = _resolve_pal(account, values.pop("pal_id", None))
     face = _resolve_face(account, values.pop("face_id", None), pal)
     properties = {**PROPERTY_DEFAULTS, **dict(values.pop("properties", {}))}
+    _check_stt_language(pal, properties["language"])
     test_mode = values.get("test_mode", False)
 
     if not test_mode:

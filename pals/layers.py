@@ -161,8 +161,9 @@ class ConversationalFlowLayerSerializer(StrictLayerSerializer):
     )
     turn_taking_patience = serializers.ChoiceField(
         PATIENCE, required=False,
-        help_text="How long a pause ends the user's turn. low: 0.25 s after a complete thought, up to 0.9 s "
-        "after an unfinished one (snappy); medium: 0.4–1.6 s; high: 0.8–2.4 s (patient).",
+        help_text="How long a pause ends the user's turn, and how sure the turn model must be that the user "
+        "is done. low: 0.2 s after a complete thought, up to 0.9 s after an unfinished one, threshold 0.35 "
+        "(snappy); medium: 0.3–1.6 s, 0.5; high: 0.6–2.4 s, 0.7 (patient).",
     )
     replica_interruptibility = serializers.ChoiceField(
         PATIENCE, required=False,

@@ -212,3 +212,20 @@ def test_half_written_recordings_left_by_a_dead_process_are_removed(settings, tm
     os.utime(folder / "cdone.mp4", (two_hours_ago, two_hours_ago))
     conversation_fail_stale()  # the beat job does it
     assert sorted(p.name for p in folder.iterdir()) == ["cdone.mp4", "clive.mp4.part"]
+
+
+def test_an_english_only_recogniser_refuses_another_language(api, face, pal):
+    pal.layers = {"stt": {"stt_engine": "whisper-tiny.en"}}
+    pal.save()
+    r = api.post("/v2/conversations", {"face_id": face.id, "pal_id": pal.id, "properties": {"language": "spanish"}},
+                 format="json")
+    assert r.status_code == 400 and "whisper-tiny.en hears only en" in r.json()["error"], r.json()
+    ok = api.post("/v2/conversations", {"face_id": face.id, "pal_id": pal.id, "properties": {"language": "english"}},
+                  format="json")
+    assert ok.status_code in (200, 201), ok.json()
+    # without an engine named, a Spanish call gets Whisper base
+    pal.layers = {}
+    pal.save()
+    r = api.post("/v2/conversations", {"face_id": face.id, "pal_id": pal.id, "properties": {"language": "spanish"}},
+                 format="json")
+    assert r.status_code in (200, 201), r.json()

@@ -21,7 +21,9 @@ def test_available_engines_lists_what_exists_here():
     assert set(engines) == {"vad", "stt", "llm", "tts"}
     names = {kind: [e["name"] for e in entries] for kind, entries in engines.items()}
     assert names["vad"] == ["silero"]
-    assert names["stt"] == ["whisper-base"]
+    assert names["stt"] == ["whisper-base", "whisper-tiny.en"]
+    tiny = engines["stt"][1]
+    assert tiny["languages"] == ["en"] and tiny["default_for"] == ["en"]
     assert names["tts"] == ["espeak-ng", "openai-tts", "elevenlabs", "cartesia", "azure"]  # embedded, then remote
     assert names["llm"][0] == "qwen2.5-0.5b" and "openai" in names["llm"]
     for entries in engines.values():
@@ -29,6 +31,14 @@ def test_available_engines_lists_what_exists_here():
         assert all(isinstance(e["embedded"], bool) and e["description"] for e in entries)
     openai = next(e for e in engines["llm"] if e["name"] == "openai")
     assert openai["requires"] == ["base_url", "model"]
+
+
+def test_the_default_recogniser_depends_on_the_language():
+    assert registry.canonical_name("stt", None, language="en") == "whisper-tiny.en"
+    assert registry.canonical_name("stt", None, language="es") == "whisper-base"
+    assert registry.canonical_name("stt", None, language=None) == "whisper-base"  # multilingual
+    with pytest.raises(EngineError, match="hears only en"):
+        registry.get_stt("whisper-tiny.en", language="es")
 
 
 def test_names_and_aliases():
