@@ -106,6 +106,17 @@ EMBEDDED_VOICES = [
     ("nl", "Dutch"), ("pl", "Polish"), ("sv", "Swedish"), ("hi", "Hindi"), ("ja", "Japanese"),
     ("cmn", "Chinese (Mandarin)"),
 ]
+PIPER_VOICE_LABELS = {"en_US-joe-medium": "Joe, US English, natural male voice (engine piper)"}
+
+
+def voice_choices() -> list[tuple[str, str]]:
+    """The embedded voices for the editor's voice list: eSpeak NG's, then the Piper voices
+    installed here (choose the piper engine for those)."""
+    from conversations.realtime.engines.registry import piper_voices
+
+    return EMBEDDED_VOICES + [(v, PIPER_VOICE_LABELS.get(v, f"{v} (engine piper)")) for v in piper_voices()]
+
+
 LANGUAGE_CHOICES = [
     ("english", "English"), ("multilingual", "Detect automatically (multilingual)"), ("spanish", "Spanish"),
     ("french", "French"), ("german", "German"), ("italian", "Italian"), ("portuguese", "Portuguese"),

@@ -26,7 +26,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from cvi_site.errors import ApplicationError
 from faces.selectors import face_list
 from pals import selectors, services
-from pals.forms import EMBEDDED_VOICES, PalEditorForm, TalkNowForm, service_error_items
+from pals.forms import PalEditorForm, TalkNowForm, service_error_items, voice_choices
 from pals.layers import PERCEPTION_ALIASES, SECRET_FIELDS, validate_layers
 from pals.models import Pal
 
@@ -61,7 +61,7 @@ def _faces(request: HttpRequest):
 def _editor_context(form: PalEditorForm, *, pal: Pal | None, read_only: bool = False) -> dict[str, Any]:
     coverage = perception_coverage(form["pc_perception_model"].value(), form["pc_visual_awareness_queries"].value())
     return {"form": form, "pal": pal, "read_only": read_only, "sections": form.sections(),
-            "voices": EMBEDDED_VOICES, "coverage": coverage}
+            "voices": voice_choices(), "coverage": coverage}
 
 
 def perception_coverage(model: str | None, queries: Any) -> dict[str, Any]:

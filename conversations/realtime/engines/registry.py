@@ -36,6 +36,7 @@ DEFAULT_STT_BY_LANGUAGE = {"en": TINY_EN_STT}
 DEFAULT_TURN = "smart-turn"
 DEFAULT_LLM = "qwen2.5-0.5b"
 DEFAULT_TTS = "espeak-ng"
+PIPER_TTS = "piper"
 REMOTE_LLM = "openai"
 
 #: other spellings accepted by the getters (never listed as separate engines)
@@ -45,7 +46,7 @@ _ALIASES = {
     "llm": {"qwen": "qwen2.5-0.5b", "qwen2.5-coder-0.5b": "qwen2.5-0.5b",
             "qwen2.5-coder-0.5b-instruct": "qwen2.5-0.5b", "gemma": "gemma-3-270m",
             "openai-compatible": "openai", "custom": "openai"},
-    "tts": {"espeak": "espeak-ng", "espeakng": "espeak-ng", "espeak_ng": "espeak-ng", "openai": "openai-tts",
+    "tts": {"piper-tts": "piper", "espeak": "espeak-ng", "espeakng": "espeak-ng", "espeak_ng": "espeak-ng", "openai": "openai-tts",
             "eleven_labs": "elevenlabs", "11labs": "elevenlabs", "azure-tts": "azure"},
     "vad": {"silero-vad": "silero", "silero_vad": "silero"},
 }
@@ -114,6 +115,13 @@ def available_engines() -> dict[str, list[dict[str, Any]]]:
         "llm": llm,
         "tts": [{"name": DEFAULT_TTS, "embedded": True, "default": True,
                  "description": "eSpeak NG via its C library; 100+ languages, word and phoneme timings",
+                 "options": ["voice_id", "voice_settings.speed"]},
+                {"name": PIPER_TTS, "embedded": True, "default": False, "languages": ["en"],
+                 "voices": list(piper_voices()),
+                 "description": "Piper neural voice (VITS on onnxruntime): natural English, phoneme timings "
+                                "for the face. en_US-joe-medium: voice data CC0, but fine-tuned from the lessac "
+                                "voice, whose training corpus restricts commercial use: check before a "
+                                "commercial deployment",
                  "options": ["voice_id", "voice_settings.speed"]}] + [
             {"name": name, "embedded": False, "default": False, "description": cloud_tts.DESCRIPTIONS[name],
              "requires": list(cloud_tts.REQUIRES[name]),
@@ -207,11 +215,22 @@ def get_tts(name: str | None = None, *, api_key: str = "", voice_id: str = "", m
             raise EngineError(f"the {name} TTS engine needs {' and '.join(missing)}", engine=name, code="bad_config")
         return cloud_tts.ENGINES[name](api_key=api_key, voice_id=voice_id, model=model, base_url=base_url,
                                        settings=settings)
+    if name == PIPER_TTS:
+        from .piper_tts import PiperTTS
+
+        return _load_once("tts", name, PiperTTS)  # type: ignore[return-value]
     if name != DEFAULT_TTS:
         raise _unknown("tts", name)
     from .tts import EspeakTTS
 
     return _load_once("tts", name, EspeakTTS)  # type: ignore[return-value]
+
+
+def piper_voices() -> tuple[str, ...]:
+    """The Piper voices installed here (cheap: imports no model)."""
+    from .piper_tts import VOICES
+
+    return tuple(v for v, package in VOICES.items() if models._package_dir(package) is not None)
 
 
 def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: str | None = None,

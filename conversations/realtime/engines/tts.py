@@ -272,34 +272,13 @@ def _word_timings(text: str, offset: int, events: list[tuple[int, int]], pauses:
     return result
 
 
-class EspeakTTS(TextToSpeech):
-    """eSpeak NG voices (``VoiceOptions.voice`` like ``"en-us"`` or ``"en-us+f3"``; empty =
-    the voice of ``VoiceOptions.language``). Rate = 175 words/minute × ``speed``."""
-
-    name = "espeak-ng"
-
-    def __init__(self, *, library_path: str | None = None, data_path: str | None = None) -> None:
-        self._espeak = _Espeak.get(library_path, data_path)
-        self.sample_rate = self._espeak.sample_rate
-
-    @staticmethod
-    def voice_name(voice: VoiceOptions) -> str:
-        if voice.voice:
-            return voice.voice
-        try:
-            return language_code(voice.language) or "en"
-        except ValueError as exc:
-            raise EngineError(str(exc), engine="espeak-ng", code="bad_voice") from exc
+class ThreadedTTS(TextToSpeech):
+    """A TTS engine whose ``_run`` synthesises in a worker thread and hands each chunk to
+    ``emit`` as soon as it is ready (and stops early once ``cancelled`` is set)."""
 
     def _run(self, text: str, voice: VoiceOptions, emit: Callable[[TTSChunk], None],
              cancelled: threading.Event) -> None:
-        rate = int(min(_MAX_RATE, max(_MIN_RATE, round(NORMAL_RATE_WPM * (voice.speed or 1.0)))))
-        name = self.voice_name(voice)
-        job = _Job(text=text, sample_rate=self.sample_rate, emit=emit, cancelled=cancelled)
-        with _Espeak.lock:
-            if cancelled.is_set():
-                return
-            self._espeak.synth(job, name, rate)
+        raise NotImplementedError
 
     def synthesize_blocking(self, text: str, *, voice: VoiceOptions) -> list[TTSChunk]:
         """Synthesise in the calling thread (for tools, benchmarks and tests)."""
@@ -329,10 +308,41 @@ class EspeakTTS(TextToSpeech):
             await fut  # re-raises an EngineError from the thread
         finally:
             if not fut.done():
-                # the callback sees the flag and aborts within one 200 ms buffer of audio
-                # (well under a millisecond of work); wait for it so no thread is left behind
+                # eSpeak's callback sees the flag within one 200 ms buffer of audio, Piper before
+                # its next sentence; wait for it so no thread is left behind
                 cancelled.set()
                 try:
                     await asyncio.shield(fut)
                 except Exception:  # noqa: BLE001 - nothing useful to do after a cancel
                     pass
+
+
+class EspeakTTS(ThreadedTTS):
+    """eSpeak NG voices (``VoiceOptions.voice`` like ``"en-us"`` or ``"en-us+f3"``; empty =
+    the voice of ``VoiceOptions.language``). Rate = 175 words/minute × ``speed``."""
+
+    name = "espeak-ng"
+
+    def __init__(self, *, library_path: str | None = None, data_path: str | None = None) -> None:
+        self._espeak = _Espeak.get(library_path, data_path)
+        self.sample_rate = self._espeak.sample_rate
+
+    @staticmethod
+    def voice_name(voice: VoiceOptions) -> str:
+        if voice.voice:
+            return voice.voice
+        try:
+            return language_code(voice.language) or "en"
+        except ValueError as exc:
+            raise EngineError(str(exc), engine="espeak-ng", code="bad_voice") from exc
+
+    def _run(self, text: str, voice: VoiceOptions, emit: Callable[[TTSChunk], None],
+             cancelled: threading.Event) -> None:
+        rate = int(min(_MAX_RATE, max(_MIN_RATE, round(NORMAL_RATE_WPM * (voice.speed or 1.0)))))
+        name = self.voice_name(voice)
+        job = _Job(text=text, sample_rate=self.sample_rate, emit=emit, cancelled=cancelled)
+        with _Espeak.lock:
+            if cancelled.is_set():
+                return
+            self._espeak.synth(job, name, rate)
+

@@ -193,3 +193,14 @@ def test_a_long_history_is_trimmed_in_steps_that_keep_the_prompt_prefix() -> Non
     changes = sum(1 for a, b in zip(starts, starts[1:]) if a != b)
     assert 0 < changes <= (29 * 2 - 10) // 4
     assert all(s.startswith("question") for s in starts)
+
+
+@pytest.mark.parametrize("text, spoken", [
+    ('He said "hello" to me.', "He said hello to me."),
+    ("A joke: “Why did the computer sneeze?” It had a virus!", "A joke: Why did the computer sneeze? It had a virus!"),
+    ("See https://example.com/a?b=1 for more.", "See the link for more."),
+    ("Read [the docs](https://x.y/z) now.", "Read the docs now."),
+    ("It's 'quoted' here, isn't it?", "It's quoted here, isn't it?"),
+])
+def test_speech_is_cleaned_of_quotes_and_urls(text: str, spoken: str) -> None:
+    assert clean_for_speech(text) == spoken
