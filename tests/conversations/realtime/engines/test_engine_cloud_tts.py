@@ -79,7 +79,8 @@ def test_provider_errors_are_clear():
 
 def test_the_engines_are_listed_with_what_they_need():
     tts = {e["name"]: e for e in registry.available_engines()["tts"]}
-    assert set(tts) == {"espeak-ng", "openai-tts", "elevenlabs", "cartesia", "azure"}
+    assert set(tts) == {"espeak-ng", "piper", "openai-tts", "elevenlabs", "cartesia", "azure"}
+    assert tts["piper"]["voices"] == ["en_US-joe-medium"] and tts["piper"]["embedded"]
     assert tts["elevenlabs"]["requires"] == ["api_key", "voice_id"] and not tts["elevenlabs"]["embedded"]
     assert isinstance(registry.get_tts("openai", base_url="http://127.0.0.1:9/v1"), OpenAISpeechTTS)
 

@@ -24,7 +24,7 @@ def test_available_engines_lists_what_exists_here():
     assert names["stt"] == ["whisper-base", "whisper-tiny.en"]
     tiny = engines["stt"][1]
     assert tiny["languages"] == ["en"] and tiny["default_for"] == ["en"]
-    assert names["tts"] == ["espeak-ng", "openai-tts", "elevenlabs", "cartesia", "azure"]  # embedded, then remote
+    assert names["tts"] == ["espeak-ng", "piper", "openai-tts", "elevenlabs", "cartesia", "azure"]  # embedded, then remote
     assert names["llm"][0] == "qwen2.5-0.5b" and "openai" in names["llm"]
     for entries in engines.values():
         assert sum(1 for e in entries if e["default"]) == 1
@@ -45,7 +45,7 @@ def test_names_and_aliases():
     assert registry.canonical_name("llm", None) == "qwen2.5-0.5b"
     assert registry.canonical_name("tts", "eSpeak") == "espeak-ng"
     assert registry.canonical_name("stt", "whisper") == "whisper-base"
-    with pytest.raises(EngineError, match="unknown tts engine 'polly'; available here: espeak-ng, openai-tts"):
+    with pytest.raises(EngineError, match="unknown tts engine 'polly'; available here: espeak-ng, piper, openai-tts"):
         registry.get_tts("polly")
     assert registry.canonical_name("tts", "11labs") == "elevenlabs"
     with pytest.raises(EngineError, match="unknown stt engine"):

