@@ -64,7 +64,7 @@ def start_llm_service(*, port: int, log_path: Path | None = None,
     evaluated on every core)."""
     from django.conf import settings
 
-    from conversations.realtime.engines.models import qwen_gguf_path
+    from conversations.realtime.engines.models import gguf_path
 
     slots = slots or settings.LLM_SLOTS
     n_ctx = n_ctx or settings.LLM_CONTEXT_TOKENS
@@ -74,7 +74,9 @@ def start_llm_service(*, port: int, log_path: Path | None = None,
     binary = llm_server_binary()
     if binary is None:
         raise RuntimeError("llama-server is not installed (make setup builds it into .venv/bin)")
-    gguf = str(qwen_gguf_path(models_dir))
+    from conversations.realtime.engines.registry import service_model
+
+    gguf = str(gguf_path(service_model(), models_dir))
     cmd = llm_service_command(binary=binary, gguf=gguf, port=port, slots=slots, n_ctx=n_ctx,
                               threads=threads, threads_batch=threads_batch)
     out = open(log_path, "ab") if log_path is not None else subprocess.DEVNULL

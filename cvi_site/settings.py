@@ -254,6 +254,9 @@ LLM_SLOTS = env_int("LLM_SLOTS", 0, minimum=0)
 # llama.cpp threads for generation; prompt evaluation uses every core. On a busy 2-core box one
 # generation thread kept 10-11 tokens/s where two fell to 0.4-2.4 (shared/MODELS.md).
 LLM_THREADS = env_int("LLM_THREADS", 1, minimum=1)
+# The embedded model the LLM service serves (a PAL naming another embedded model loads it in the
+# web process); the default is the registry's, chosen by measurement (README).
+LLM_MODEL = env_str("LLM_MODEL") or ""
 # Whisper's beam: 5 heard eSpeak speech with ~20 % fewer word errors than greedy decoding for
 # ~50 ms more per turn with tiny.en (manage.py bench_stt; README).
 STT_BEAM_SIZE = env_int("STT_BEAM_SIZE", 5, minimum=1)

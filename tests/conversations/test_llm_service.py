@@ -57,7 +57,7 @@ def test_a_session_gets_the_shared_service_and_it_answers(llm_service):
     from conversations.realtime.engines.llm import ServiceLLM
 
     llm = _engine(llm_service)
-    assert isinstance(llm, ServiceLLM) and llm.name == "qwen2.5-0.5b"
+    assert isinstance(llm, ServiceLLM) and llm.name == "qwen2.5-coder-0.5b"
 
     async def scenario():
         try:

@@ -47,9 +47,9 @@ class LlmServer:
 
 def start_llm_server(models_dir: Path, *, alias: str = "local-qwen", threads: int = 1) -> LlmServer:
     """llama.cpp's OpenAI-compatible server (llama-cpp-python[server]) on the embedded Qwen GGUF."""
-    from conversations.realtime.engines.models import qwen_gguf_path
+    from conversations.realtime.engines.models import gguf_path
 
-    gguf = qwen_gguf_path(models_dir)
+    gguf = gguf_path("qwen2.5-coder-0.5b", models_dir)
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "llm-server.log", "w")

