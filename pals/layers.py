@@ -236,7 +236,10 @@ class LlmLayerSerializer(StrictLayerSerializer):
 
     def validate(self, attrs):
         if attrs.get("model") and not attrs.get("base_url"):
+            from conversations.realtime.engines.registry import canonical_name
+
             names = [n for n in engine_names("llm") if n != "openai"]
+            attrs["model"] = canonical_name("llm", attrs["model"])  # an old name is stored as the current one
             if attrs["model"] not in names:
                 raise serializers.ValidationError(
                     {"model": f"unknown embedded model {attrs['model']!r}; available here: {', '.join(names)} "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import pytest
 
 from pals.models import Pal
@@ -225,3 +226,13 @@ def test_pagination(api):
 def test_non_object_body_is_400(api):
     r = api.post("/v2/pals", [None, None], format="json")
     assert r.status_code == 400 and "JSON object" in r.json()["error"]
+
+
+def test_the_embedded_models_old_name_is_stored_as_its_current_one(api, account):
+    r = create(api, pal_name="Old", system_prompt="p", layers={"llm": {"model": "qwen2.5-0.5b"}})
+    assert r.status_code in (200, 201), r.json()
+    assert r.json()["layers"]["llm"]["model"] == "qwen2.5-coder-0.5b"
+    r = create(api, pal_name="Big", system_prompt="p", layers={"llm": {"model": "qwen2.5-coder-1.5b"}})
+    assert r.json()["layers"]["llm"]["model"] == "qwen2.5-coder-1.5b"
+    r = create(api, pal_name="Bad", system_prompt="p", layers={"llm": {"model": "qwen-9000"}})
+    assert r.status_code == 400 and "unknown embedded model" in json.dumps(r.json())

@@ -47,6 +47,12 @@ def make(engines: EngineBundle) -> tuple[ConversationPipeline, RealtimeDriver]:
     return pipe, RealtimeDriver(pipe, speed=1.0)
 
 
+async def wait_for_the_reply(pipe: ConversationPipeline, drv: RealtimeDriver) -> None:
+    """Until the user's turn is committed and the reply to it has been played."""
+    await drv.wait_event(ev.UTTERANCE, timeout_ms=WAIT_S * 1000, where=lambda e: e["properties"]["role"] == "user")
+    await drv.run_until(lambda: not pipe.output.replica_active and bool(pipe.turn_metrics), timeout_ms=WAIT_S * 1000)
+
+
 def user_turns(drv: RealtimeDriver) -> list[tuple[float, str]]:
     return [(t, e["properties"]["speech"]) for t, e in drv.rec.of_type(ev.UTTERANCE)
             if e["properties"]["role"] == "user"]
@@ -97,10 +103,7 @@ def test_a_thought_continued_after_a_pause_stays_one_turn(engines: EngineBundle)
             await drv.silence(700)
             assert user_turns(drv) == [], "the pause ended the turn"
             await drv.play(audio[cut:])
-            await drv.wait_event(ev.UTTERANCE, timeout_ms=WAIT_S * 1000,
-                                 where=lambda e: e["properties"]["role"] == "user")
-            await drv.run_until(lambda: not pipe.output.replica_active and bool(pipe.turn_metrics),
-                                timeout_ms=WAIT_S * 1000)
+            await wait_for_the_reply(pipe, drv)
             return user_turns(drv)
         finally:
             await pipe.close()
@@ -126,10 +129,7 @@ def test_a_long_turn_transcribed_piece_by_piece_is_as_good_as_in_one_go(engines:
             await pipe.start()
             await drv.silence(300)
             await drv.play(audio)
-            await drv.wait_event(ev.UTTERANCE, timeout_ms=WAIT_S * 1000,
-                                 where=lambda e: e["properties"]["role"] == "user")
-            await drv.run_until(lambda: not pipe.output.replica_active and bool(pipe.turn_metrics),
-                                timeout_ms=WAIT_S * 1000)
+            await wait_for_the_reply(pipe, drv)
             return user_turns(drv)
         finally:
             await pipe.close()
