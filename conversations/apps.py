@@ -18,5 +18,7 @@ class ConversationsConfig(AppConfig):
                                        + ", ".join(registry.EMBEDDED_LLMS))
         registry.configure(model_dir=settings.MODELS_DIR, llm_url=settings.LLM_URL,
                            llm_service_model=settings.LLM_MODEL or None,
-                           llm_n_ctx=settings.LLM_CONTEXT_TOKENS, stt_beam_size=settings.STT_BEAM_SIZE)
+                           llm_n_ctx=settings.LLM_CONTEXT_TOKENS, stt_beam_size=settings.STT_BEAM_SIZE,
+                           live_calls=settings.MAX_LIVE_CALLS_PER_PROCESS, llm_threads=settings.LLM_THREADS,
+                           stt_threads=settings.STT_THREADS)
         netguard.configure(allow_private=settings.ALLOW_PRIVATE_URLS)

@@ -60,21 +60,22 @@ def start_llm_service(*, port: int, log_path: Path | None = None,
                       n_ctx: int | None = None, threads: int | None = None, threads_batch: int | None = None,
                       ) -> subprocess.Popen:
     """Start the server on the sha256-checked embedded model; returns once it answers /health.
-    Sizes default to the settings (LLM_SLOTS, LLM_CONTEXT_TOKENS, LLM_THREADS; prompts are
-    evaluated on every core)."""
+    Sizes default to the settings (LLM_SLOTS, LLM_CONTEXT_TOKENS) and the engines' thread plan
+    (``registry.thread_plan()``: generation threads from what the calls leave, prompts on every core)."""
     from django.conf import settings
 
     from conversations.realtime.engines.models import gguf_path
 
     slots = slots or settings.LLM_SLOTS
     n_ctx = n_ctx or settings.LLM_CONTEXT_TOKENS
-    threads = threads or settings.LLM_THREADS
-    threads_batch = threads_batch or os.cpu_count() or 2
+    from conversations.realtime.engines.registry import service_model, thread_plan
+
+    threads = threads or thread_plan().llm_generation
+    threads_batch = threads_batch or thread_plan().llm_prompt
 
     binary = llm_server_binary()
     if binary is None:
         raise RuntimeError("llama-server is not installed (make setup builds it into .venv/bin)")
-    from conversations.realtime.engines.registry import service_model
 
     gguf = str(gguf_path(service_model(), models_dir))
     cmd = llm_service_command(binary=binary, gguf=gguf, port=port, slots=slots, n_ctx=n_ctx,

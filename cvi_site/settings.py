@@ -251,9 +251,10 @@ LLM_URL = env_url("LLM_URL", schemes=("http", "https")).rstrip("/")
 LLM_SERVICE_PORT = env_int("LLM_SERVICE_PORT", 8089, minimum=1)
 # Parallel sequences (a cached slot per live call); default: the calls one web process holds.
 LLM_SLOTS = env_int("LLM_SLOTS", 0, minimum=0)
-# llama.cpp threads for generation; prompt evaluation uses every core. On a busy 2-core box one
-# generation thread kept 10-11 tokens/s where two fell to 0.4-2.4 (shared/MODELS.md).
-LLM_THREADS = env_int("LLM_THREADS", 1, minimum=1)
+# Engine threads (llama.cpp generation, Whisper) are chosen from the machine's usable cores and the
+# calls it is sized for (conversations/realtime/engines/threads.py); 0 = that plan, N overrides it.
+LLM_THREADS = env_int("LLM_THREADS", 0, minimum=0)
+STT_THREADS = env_int("STT_THREADS", 0, minimum=0)
 # The embedded model the LLM service serves (a PAL naming another embedded model loads it in the
 # web process); the default is the registry's, chosen by measurement (README).
 LLM_MODEL = env_str("LLM_MODEL") or ""

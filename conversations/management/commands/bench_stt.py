@@ -18,17 +18,19 @@ class Command(BaseCommand):
         parser.add_argument("--utterances", help="file with one sentence per line (default: the built-in set)")
         parser.add_argument("--engines", default="whisper-base,whisper-tiny.en")
         parser.add_argument("--beams", default="1,5", help="beam sizes to try, comma-separated")
+        parser.add_argument("--threads", default="", help="CPU thread counts to try, comma-separated "
+                            "(default: the engines' thread plan for this box)")
         parser.add_argument("--voice", action="append", dest="voices", help="eSpeak NG voice (repeatable)")
         parser.add_argument("--json", dest="json_path")
 
-    def handle(self, *args, utterances, engines, beams, voices, json_path, **options):
+    def handle(self, *args, utterances, engines, beams, threads, voices, json_path, **options):
         from conversations.realtime.bench import DEFAULT_VOICES, speak, word_error_rate
         from conversations.realtime.engines import registry
-        from conversations.realtime.engines.stt import WhisperSTT
 
         try:
             texts = load_utterances(utterances)
             beam_sizes = [int(b) for b in beams.split(",")]
+            thread_counts = [int(t) for t in threads.split(",") if t.strip()] or [registry.thread_plan().stt]
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from None
         voices = voices or list(DEFAULT_VOICES)
@@ -38,21 +40,20 @@ class Command(BaseCommand):
         results = []
         for name in [e.strip() for e in engines.split(",") if e.strip()]:
             base = registry.get_stt(name, language="en")
-            for beam in beam_sizes:
-                # the registry's engine with another beam size: same model files and threads
-                stt = WhisperSTT(base._model_dir, cpu_threads=base._cpu_threads, beam_size=beam,  # noqa: SLF001
-                                 name=name, languages=base.languages)
+            for beam, cpu_threads in [(b, t) for b in beam_sizes for t in thread_counts]:
+                # the registry's engine with another beam size or thread count: the same model files
+                stt = base.variant(beam_size=beam, cpu_threads=cpu_threads)
                 stt.transcribe_blocking(samples[0][2], language="en")  # warm
                 heard, times = [], []
                 for _text, _voice, audio in samples:
                     t0 = time.perf_counter()
                     heard.append(stt.transcribe_blocking(audio, language="en").text)
                     times.append(1000.0 * (time.perf_counter() - t0))
-                row = {"engine": name, "beam": beam, "wer": word_error_rate([s[0] for s in samples], heard),
+                row = {"engine": name, "beam": beam, "threads": cpu_threads, "wer": word_error_rate([s[0] for s in samples], heard),
                        "ms": stats(times), "misheard": [{"said": s[0], "heard": h} for s, h in zip(samples, heard)
                                                        if word_error_rate([s[0]], [h])]}
                 results.append(row)
-                self.stdout.write(f"{name} beam {beam}: WER {row['wer']}, {row['ms']['p50']} ms median "
+                self.stdout.write(f"{name} beam {beam}, {cpu_threads} threads: WER {row['wer']}, {row['ms']['p50']} ms median "
                                   f"({row['ms']['p95']} p95), {len(row['misheard'])} of {len(samples)} not exact")
         data = {"utterances": len(samples), "load_avg": {"start": round(load0, 2), "end": round(os.getloadavg()[0], 2)},
                 "results": results}

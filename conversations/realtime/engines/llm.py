@@ -328,7 +328,7 @@ class LlamaCppLLM(LanguageModel):
     MIN_RESTORE_GAIN = 32
 
     def __init__(self, model_path: str | os.PathLike[str] | None = None, *, name: str = "qwen2.5-coder-0.5b",
-                 n_ctx: int = 4096, n_threads: int = 2, state_cache_bytes: int = 64 << 20,
+                 n_ctx: int = 4096, n_threads: int = 1, n_threads_batch: int = 0, state_cache_bytes: int = 64 << 20,
                  top_p: float = SAMPLING["top_p"], top_k: int = SAMPLING["top_k"],
                  repeat_penalty: float = SAMPLING["repeat_penalty"]) -> None:
         from llama_cpp import Llama
@@ -344,7 +344,7 @@ class LlamaCppLLM(LanguageModel):
                 raise EngineError(str(exc), engine=name) from exc
         try:
             self._llm = Llama(str(model_path), n_ctx=n_ctx, n_threads=n_threads,
-                              n_threads_batch=n_threads, verbose=False)
+                              n_threads_batch=n_threads_batch or n_threads, verbose=False)
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on bad files
             raise EngineError(f"cannot load the language model {name}: {exc}", engine=name) from exc
         llm = self._llm

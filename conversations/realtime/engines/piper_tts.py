@@ -16,34 +16,26 @@ One model per process; syntheses are serialised by a lock and run in a worker th
 """
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from .base import EngineError, PhonemeTiming, TTSChunk, VoiceOptions, WordTiming
+from .timings import IPA, IPA_MARKS, IPA_PAIRS
 from .tts import ThreadedTTS
 
 logger = logging.getLogger(__name__)
 
-#: two-codepoint IPA units first (diphthongs, affricates, long vowels), then single ones
-_IPA_PAIRS = {
-    "aɪ": "aI", "aʊ": "aU", "eɪ": "eI", "oʊ": "oU", "ɔɪ": "OI", "əʊ": "oU", "tʃ": "tS", "dʒ": "dZ",
-    "ɑː": "A:", "ɔː": "O:", "iː": "i:", "uː": "u:", "ɜː": "3:",
-}
-_IPA = {
-    "ə": "@", "ɚ": "3", "ɜ": "3:", "æ": "a", "a": "a", "ɐ": "a#", "ɑ": "A:", "ɒ": "0", "ɔ": "O:",
-    "ʌ": "V", "ɛ": "E", "e": "e", "ɪ": "I", "ᵻ": "I#", "i": "i", "ʊ": "U", "u": "u:", "o": "o",
-    "p": "p", "b": "b", "m": "m", "f": "f", "v": "v", "θ": "T", "ð": "D", "s": "s", "z": "z",
-    "ʃ": "S", "ʒ": "Z", "t": "t", "d": "d", "n": "n", "l": "l", "k": "k", "ɡ": "g", "g": "g",
-    "ŋ": "N", "h": "h", "x": "x", "ɹ": "r", "r": "r", "ɾ": "t#", "ʔ": "?", "j": "j", "w": "w",
-}
 #: marks that belong to a neighbour: stress goes with the next phoneme, the rest with the last
 _STRESS = frozenset("ˈˌ")
-_MODIFIERS = frozenset("ːʲ\u0329\u0303")
+_MODIFIERS = IPA_MARKS - _STRESS
 #: begin/end of sentence and punctuation: a pause ("_", as eSpeak names one)
 _PAUSES = frozenset(",.!?;:—…^$")
 _SENTENCE_RE = re.compile(r"(?<=[.!?…])\s+")
@@ -78,9 +70,9 @@ def ipa_timings(alignments: Sequence[tuple[str, int]], sample_rate: int
     while i < len(items):
         ph, n = items[i]
         pair = ph + items[i + 1][0] if i + 1 < len(items) else ""
-        if pair in _IPA_PAIRS:
+        if pair in IPA_PAIRS:
             start = pos - stress
-            phonemes.append(PhonemeTiming(_IPA_PAIRS[pair], ms(start)))
+            phonemes.append(PhonemeTiming(IPA_PAIRS[pair], ms(start)))
             word_start = start if word_start is None else word_start
             n += items[i + 1][1]
             stress = 0
@@ -98,7 +90,7 @@ def ipa_timings(alignments: Sequence[tuple[str, int]], sample_rate: int
             phonemes.append(PhonemeTiming("_", ms(pos)))
         else:
             start = pos - stress
-            phonemes.append(PhonemeTiming(_IPA.get(ph, ph), ms(start)))
+            phonemes.append(PhonemeTiming(IPA.get(ph, ph), ms(start)))
             word_start = start if word_start is None else word_start
             stress = 0
         pos += n
@@ -128,17 +120,38 @@ def _word_timings(text: str, spans: list[tuple[float, float]]) -> list[WordTimin
     return result
 
 
+def _load_voice(model: Path, config: Path, threads: int):  # noqa: ANN202 - piper.PiperVoice
+    """``PiperVoice.load(…, include_alignments=True)`` with our own onnxruntime options: the
+    thread count from the engines' plan, and no spinning (idle threads sleep: the cores are
+    shared with every call's media)."""
+    import onnx
+    import onnxruntime
+    from piper import PiperConfig, PiperVoice
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    graph = onnx.load(str(model))
+    try:
+        add_alignment_output(graph)
+    except ValueError:
+        pass  # the file already has the alignment output
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(graph.SerializeToString(), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+    return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text("utf-8"))))
+
+
 class PiperTTS(ThreadedTTS):
     """Piper voices (``VoiceOptions.voice`` = a name in :data:`VOICES`, empty = the default)."""
 
     name = "piper"
     languages = frozenset({"en"})
 
-    def __init__(self) -> None:
-        try:
-            from piper import PiperVoice
-        except ImportError as exc:  # pragma: no cover - piper-tts is in requirements.txt
-            raise EngineError("piper-tts is not installed (it is in requirements.txt)", engine=self.name) from exc
+    def __init__(self, *, threads: int = 1) -> None:
+        if importlib.util.find_spec("piper") is None:  # pragma: no cover - piper-tts is in requirements.txt
+            raise EngineError("piper-tts is not installed (it is in requirements.txt)", engine=self.name)
         from .models import ModelFileError, piper_voice_files
 
         self._voices = {}
@@ -147,8 +160,7 @@ class PiperTTS(ThreadedTTS):
                 model, config = piper_voice_files(package)
             except ModelFileError as exc:
                 raise EngineError(str(exc), engine=self.name) from exc
-            loaded = PiperVoice.load(str(model), config_path=str(config), include_alignments=True)
-            self._voices[voice] = loaded
+            self._voices[voice] = _load_voice(model, config, threads)
         self.sample_rate = self._voices[DEFAULT_VOICE].config.sample_rate
         self._lock = threading.Lock()
         self._check_alignments()

@@ -23,13 +23,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .base import EngineError, LanguageModel, SpeechToText, TextToSpeech, TurnModel, VoiceActivityDetector
-from . import cloud_tts, models
+from . import cloud_tts, models, threads
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_VAD = "silero"
 DEFAULT_STT = "whisper-base"
 TINY_EN_STT = "whisper-tiny.en"
+AZURE_STT = "azure-stt"
+#: cloud speech recognisers: what each cannot work without (checked when a PAL is saved)
+CLOUD_STT_REQUIRES: dict[str, tuple[str, ...]] = {AZURE_STT: ("api_key", "base_url")}
 #: the STT engine a PAL gets when it names none, by conversation language (measured:
 #: README, bench_pipeline); every other language, and multilingual, gets DEFAULT_STT
 DEFAULT_STT_BY_LANGUAGE = {"en": TINY_EN_STT}
@@ -48,7 +51,7 @@ REMOTE_LLM = "openai"
 #: other spellings accepted by the getters (never listed as separate engines)
 _ALIASES = {
     "stt": {"whisper": "whisper-base", "whisper_base": "whisper-base", "faster-whisper": "whisper-base",
-            "whisper-tiny-en": "whisper-tiny.en", "tiny.en": "whisper-tiny.en"},
+            "whisper-tiny-en": "whisper-tiny.en", "tiny.en": "whisper-tiny.en", "azure": AZURE_STT},
     "llm": {"qwen": DEFAULT_LLM, "qwen2.5-0.5b": "qwen2.5-coder-0.5b",  # its name before December 2026
             "qwen2.5-coder-0.5b-instruct": "qwen2.5-coder-0.5b", "qwen2.5-1.5b": "qwen2.5-coder-1.5b",
             "qwen2.5-coder-1.5b-instruct": "qwen2.5-coder-1.5b", "gemma": "gemma-3-270m",
@@ -58,30 +61,41 @@ _ALIASES = {
     "vad": {"silero-vad": "silero", "silero_vad": "silero"},
 }
 
-_settings: dict[str, Any] = {"llm_threads": 2, "stt_threads": 2, "llm_n_ctx": 4096, "llm_url": "",
-                             "llm_service_model": DEFAULT_LLM,
+_settings: dict[str, Any] = {"llm_n_ctx": 4096, "llm_url": "", "llm_service_model": DEFAULT_LLM,
                              "stt_beam_size": 1}
+#: engine thread counts (``threads.plan``; ``configure`` re-plans for the box's calls and overrides)
+_threads: threads.ThreadPlan = threads.plan(live_calls=0)
 _instances: dict[tuple[str, str], object] = {}
 _locks: dict[tuple[str, str], threading.Lock] = {}
 _registry_lock = threading.Lock()
 
 
-def configure(*, model_dir: str | os.PathLike[str] | None = None, llm_threads: int | None = None,
-              stt_threads: int | None = None, llm_n_ctx: int | None = None, llm_url: str | None = None,
+def configure(*, model_dir: str | os.PathLike[str] | None = None, live_calls: int | None = None,
+              llm_threads: int = 0, stt_threads: int = 0, llm_n_ctx: int | None = None, llm_url: str | None = None,
               stt_beam_size: int | None = None, llm_service_model: str | None = None) -> None:
     """Process settings for engines not loaded yet (the Django side calls this once).
     ``llm_url``: the box's LLM service (llama-server or vLLM) that serves the embedded model
-    to every process; without it the model is loaded in this process."""
+    to every process; without it the model is loaded in this process. ``live_calls``: the
+    calls this box is sized for, which decide the engines' threads (``threads.plan``);
+    ``llm_threads`` / ``stt_threads`` override the plan when positive."""
+    global _threads
+    if live_calls is not None or llm_threads or stt_threads:
+        _threads = threads.plan(live_calls=_threads.live_calls if live_calls is None else live_calls,
+                                llm_generation=llm_threads, stt=stt_threads)
     if model_dir is not None:
         models.set_default_model_dir(model_dir)
     if llm_url is not None:
         _settings["llm_url"] = llm_url
     if llm_service_model:
         _settings["llm_service_model"] = canonical_name("llm", llm_service_model)
-    for key, value in (("llm_threads", llm_threads), ("stt_threads", stt_threads), ("llm_n_ctx", llm_n_ctx),
-                       ("stt_beam_size", stt_beam_size)):
+    for key, value in (("llm_n_ctx", llm_n_ctx), ("stt_beam_size", stt_beam_size)):
         if value is not None:
             _settings[key] = int(value)
+
+
+def thread_plan() -> threads.ThreadPlan:
+    """The engines' thread counts in this process."""
+    return _threads
 
 
 def service_model() -> str:
@@ -127,7 +141,11 @@ def available_engines() -> dict[str, list[dict[str, Any]]]:
                 {"name": TINY_EN_STT, "embedded": True, "default": False, "default_for": ["en"],
                  "languages": ["en"],
                  "description": "Whisper tiny.en (CTranslate2) via faster-whisper; English only, about "
-                                "twice as fast as base; the default for English"}],
+                                "twice as fast as base; the default for English"},
+                {"name": AZURE_STT, "embedded": False, "default": False, "requires": list(CLOUD_STT_REQUIRES[AZURE_STT]),
+                 "description": "Azure AI Speech recognition through Microsoft's Speech SDK (api_key, and base_url "
+                                "https://<region>.stt.speech.microsoft.com or your Speech container); the "
+                                "conversation's language picks the locale; word timings"}],
         "llm": llm,
         "tts": [{"name": DEFAULT_TTS, "embedded": True, "default": True,
                  "description": "eSpeak NG via its C library; 100+ languages, word and phoneme timings",
@@ -182,22 +200,31 @@ def get_vad(name: str | None = None) -> VoiceActivityDetector:
     return _load_once("vad", name, SileroVAD)  # type: ignore[return-value]
 
 
-def get_stt(name: str | None = None, *, language: str | None = None) -> SpeechToText:
-    """The shared STT engine ``name`` (None: the default for ``language``, an ISO code).
-    An engine that does not hear ``language`` is refused with a message naming both."""
+def get_stt(name: str | None = None, *, language: str | None = None, api_key: str = "",
+            base_url: str = "") -> SpeechToText:
+    """The shared STT engine ``name`` (None: the default for ``language``, an ISO code), or a
+    new cloud engine for this session (``api_key``, ``base_url``). An engine that does not hear
+    ``language`` is refused with a message naming both."""
     name = canonical_name("stt", name, language=language)
+    if name in CLOUD_STT_REQUIRES:
+        missing = [f for f in CLOUD_STT_REQUIRES[name] if not {"api_key": api_key, "base_url": base_url}[f]]
+        if missing:
+            raise EngineError(f"the {name} STT engine needs {' and '.join(missing)}", engine=name, code="bad_config")
+        from .azure_speech import AzureSTT
+
+        return AzureSTT(api_key=api_key, base_url=base_url)
     from .stt import WhisperSTT
 
     if name == DEFAULT_STT:
         engine = _load_once("stt", name, lambda: WhisperSTT(
-            cpu_threads=_settings["stt_threads"], beam_size=_settings["stt_beam_size"]))
+            cpu_threads=_threads.stt, beam_size=_settings["stt_beam_size"]))
     elif name == TINY_EN_STT:
         def load_tiny() -> WhisperSTT:
             try:
                 path = models.tiny_en_model_dir()
             except models.ModelFileError as exc:
                 raise EngineError(str(exc), engine=name) from exc
-            return WhisperSTT(path, cpu_threads=_settings["stt_threads"], beam_size=_settings["stt_beam_size"],
+            return WhisperSTT(path, cpu_threads=_threads.stt, beam_size=_settings["stt_beam_size"],
                               compute_type="int8", name=name, languages=frozenset({"en"}))
 
         engine = _load_once("stt", name, load_tiny)
@@ -234,7 +261,7 @@ def get_tts(name: str | None = None, *, api_key: str = "", voice_id: str = "", m
     if name == PIPER_TTS:
         from .piper_tts import PiperTTS
 
-        return _load_once("tts", name, PiperTTS)  # type: ignore[return-value]
+        return _load_once("tts", name, lambda: PiperTTS(threads=_threads.tts))  # type: ignore[return-value]
     if name != DEFAULT_TTS:
         raise _unknown("tts", name)
     from .tts import EspeakTTS
@@ -279,7 +306,8 @@ def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: st
                 path = models.gguf_path(canonical)
             except models.ModelFileError as exc:
                 raise EngineError(str(exc), engine=canonical) from exc
-            return LlamaCppLLM(path, name=canonical, n_threads=_settings["llm_threads"], n_ctx=_settings["llm_n_ctx"])
+            return LlamaCppLLM(path, name=canonical, n_threads=_threads.llm_generation,
+                               n_threads_batch=_threads.llm_prompt, n_ctx=_settings["llm_n_ctx"])
 
         return _load_once("llm", canonical, load)  # type: ignore[return-value]
     if canonical == "gemma-3-270m" and models.gemma_installed():
@@ -288,7 +316,8 @@ def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: st
                 path = models.gemma_gguf_path()
             except models.ModelFileError as exc:
                 raise EngineError(str(exc), engine=canonical) from exc
-            return LlamaCppLLM(path, name=canonical, n_threads=_settings["llm_threads"],
+            return LlamaCppLLM(path, name=canonical, n_threads=_threads.llm_generation,
+                               n_threads_batch=_threads.llm_prompt,
                                n_ctx=_settings["llm_n_ctx"])
 
         return _load_once("llm", canonical, load_gemma)  # type: ignore[return-value]

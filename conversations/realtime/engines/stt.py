@@ -123,10 +123,17 @@ class WhisperSTT(SpeechToText):
             raise EngineError(f"cannot load Whisper from {model_dir}: {exc}", engine=self.name) from exc
         self._beam_size = beam_size
         self._model_dir = str(model_dir)
-        self._cpu_threads = cpu_threads
+        self._compute_type = compute_type
+        self.cpu_threads = cpu_threads
         self._lock = threading.Lock()
         self._tokenizers: dict[str, object] = {}
         self._suppress: dict[str, list[int]] = {}
+
+    def variant(self, *, beam_size: int | None = None, cpu_threads: int | None = None) -> WhisperSTT:
+        """The same model loaded again with another beam size or thread count (benchmarks)."""
+        return WhisperSTT(self._model_dir, cpu_threads=cpu_threads or self.cpu_threads,
+                          beam_size=beam_size or self._beam_size, compute_type=self._compute_type,
+                          name=self.name, languages=self.languages)
 
     # -- public API
     async def transcribe(self, audio: np.ndarray, *, language: str | None = None,

@@ -29,9 +29,8 @@ def collect(tts, text=TEXT, voice=VoiceOptions(language="en")):
 
 @pytest.mark.parametrize("engine, expect_path, expect_header", [
     ("openai-tts", "/v1/audio/speech", ("authorization", "Bearer k-1")),
-    ("elevenlabs", "/v1/text-to-speech/voice-9/stream?output_format=pcm_24000", ("xi-api-key", "k-1")),
-    ("cartesia", "/tts/bytes", ("x-api-key", "k-1")),
-    ("azure", "/cognitiveservices/v1", ("ocp-apim-subscription-key", "k-1")),
+    ("elevenlabs", "/v1/text-to-speech/voice-9/stream/with-timestamps?output_format=pcm_24000", ("xi-api-key", "k-1")),
+    ("cartesia", "/tts/sse", ("x-api-key", "k-1")),
 ])
 def test_each_engine_sends_its_providers_request_and_streams_the_audio_back(engine, expect_path, expect_header):
     with SpeechServer() as server:
@@ -45,20 +44,112 @@ def test_each_engine_sends_its_providers_request_and_streams_the_audio_back(engi
     pcm = np.concatenate([c.pcm for c in chunks])
     assert all(c.sample_rate == 24_000 for c in chunks) and len(chunks) > 3  # streamed, not one blob
     assert pcm.tobytes() == server.sent[0]  # every sample, in order, none lost at chunk edges
-    assert chunks[0].text == TEXT and not chunks[0].phonemes  # no timings: the mouth follows energy
-    if engine == "azure":
-        ssml = req["body"].decode()
-        assert "<voice name='voice-9'>" in ssml and "rate='+25%'" in ssml and TEXT in ssml
-        assert req["headers"]["x-microsoft-outputformat"] == "raw-24khz-16bit-mono-pcm"
+    body = json.loads(req["body"])
+    if engine == "openai-tts":
+        assert body == {"model": "m-2", "input": TEXT, "voice": "voice-9", "response_format": "pcm", "speed": 1.25}
+        assert chunks[0].text == TEXT and not any(c.phonemes for c in chunks)  # no timings: energy moves the mouth
+    elif engine == "elevenlabs":
+        assert body["text"] == TEXT and body["model_id"] == "m-2" and body["voice_settings"]["speed"] == 1.25
     else:
-        body = json.loads(req["body"])
-        if engine == "openai-tts":
-            assert body == {"model": "m-2", "input": TEXT, "voice": "voice-9", "response_format": "pcm", "speed": 1.25}
-        elif engine == "elevenlabs":
-            assert body["text"] == TEXT and body["model_id"] == "m-2" and body["voice_settings"]["speed"] == 1.25
-        else:
-            assert body["transcript"] == TEXT and body["voice"] == {"mode": "id", "id": "voice-9"}
-            assert body["output_format"] == {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 24_000}
+        assert body["transcript"] == TEXT and body["voice"] == {"mode": "id", "id": "voice-9"}
+        assert body["output_format"] == {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 24_000}
+        assert body["add_timestamps"] and body["add_phoneme_timestamps"]
+
+
+def absolute_timings(chunks):
+    """[(word, start_ms)], [(phoneme, start_ms)] over the whole phrase, from chunk-relative timings."""
+    words, phonemes, offset = [], [], 0.0
+    for c in chunks:
+        words += [(w.word, offset + w.start_ms) for w in c.words]
+        phonemes += [(p.phoneme, offset + p.start_ms) for p in c.phonemes]
+        offset += c.duration_ms
+    return words, phonemes
+
+
+def assert_timed_like_the_speech(chunks, spoken_words):
+    """The chunks carry the phrase's text once, cut at word ends, each word at the time it was
+    spoken (as the service timed it), with phoneme timings that open and close the mouth."""
+    assert " ".join(c.text for c in chunks if c.text) == TEXT
+    for c in chunks:
+        for w in c.words:
+            assert c.text[w.char_start: w.char_start + w.char_len] == w.word
+            assert 0 <= w.start_ms <= w.end_ms <= c.duration_ms + 1
+        starts = [p.start_ms for p in c.phonemes]
+        assert starts == sorted(starts) and all(0 <= t <= c.duration_ms + 1 for t in starts)
+    words, phonemes = absolute_timings(chunks)
+    assert [w for w, _ in words] == [w for w, _, _ in spoken_words]
+    for (_, got), (_, want, _) in zip(words, spoken_words):
+        assert abs(got - want) < 1.0
+    names = {p for p, _ in phonemes}
+    assert names & {"p", "b", "m", "_"} and names & {"a", "A:", "V", "O:", "E", "i", "aI", "aU", "0", "o", "@", "eI"}
+
+
+@pytest.mark.parametrize("engine", ["elevenlabs", "cartesia"])
+def test_services_that_time_their_speech_move_the_mouth_with_it(engine):
+    with SpeechServer() as server:
+        chunks = collect(registry.get_tts(engine, api_key="k", voice_id="v", base_url=server.url))
+    from tests.conversations.realtime.engines.speech_server import speak
+
+    assert_timed_like_the_speech(chunks, speak(TEXT)[1])
+
+
+def test_azure_speaks_through_the_sdk_with_visemes_and_word_boundaries():
+    from tests.conversations.realtime.engines.azure_server import AzureSpeechServer
+    from tests.conversations.realtime.engines.speech_server import speak
+
+    with AzureSpeechServer() as server:
+        tts = registry.get_tts("azure", api_key="k-1", voice_id="en-US-GuyNeural", base_url=server.host)
+        chunks = collect(tts, voice=VoiceOptions(language="en", speed=1.25))
+    hello = server.handshakes[0]
+    assert hello["path"] == "/cognitiveservices/websocket/v1" and hello["headers"]["ocp-apim-subscription-key"] == "k-1"
+    context = next(m for m in server.messages if "Path:synthesis.context" in m)
+    assert '"outputFormat":"raw-24khz-16bit-mono-pcm"' in context and '"visemeEnabled":true' in context
+    ssml = next(m for m in server.messages if "Path:ssml" in m)
+    assert "<voice name='en-US-GuyNeural'>" in ssml and "rate='+25%'" in ssml and TEXT in ssml
+    assert np.concatenate([c.pcm for c in chunks]).tobytes() == server.sent[0]
+    assert_timed_like_the_speech(chunks, speak(TEXT)[1])
+
+
+def test_azure_events_map_to_the_faces_visemes():
+    """A recorded SDK event sequence (as the service sends "Hi, Bob."): visemes land on the
+    face's phonemes at their offsets, words on the text, audio whole; a late viseme does not
+    hold the audio back once the stream ends."""
+    from conversations.realtime.engines.azure_speech import apply_tts_event
+    from conversations.realtime.engines.timings import TimedChunker
+
+    tick = 10_000  # per ms
+    events = [("word", "Hi", 50 * tick, 200.0, 0), ("word", ",", 250 * tick, 0.0, 1),
+              ("viseme", 0, 0), ("viseme", 12, 50 * tick), ("viseme", 11, 110 * tick), ("viseme", 0, 250 * tick),
+              ("audio", b"\x00\x01" * 7200), ("word", "Bob", 330 * tick, 250.0, 0),
+              ("viseme", 21, 330 * tick), ("viseme", 3, 400 * tick), ("audio", b"\x00\x01" * 7200),
+              ("viseme", 21, 540 * tick), ("viseme", 0, 580 * tick), ("done",)]
+    chunker = TimedChunker("Hi, Bob.", 24_000)
+    state, out = {}, []
+    for event in events:
+        done = apply_tts_event(chunker, event, state=state)
+        out += chunker.chunks(final=done)
+    # cut at the end of each word; the silence after the last one comes last
+    assert [(c.text, c.duration_ms) for c in out] == [("Hi,", 250.0), ("Bob.", 330.0), ("", 20.0)]
+    assert [(p.phoneme, p.start_ms) for p in out[0].phonemes] == [("_", 0.0), ("h", 50.0), ("aI", 110.0)]
+    assert [(w.word, w.start_ms, w.end_ms) for w in out[0].words] == [("Hi", 50.0, 250.0)]
+    second = [(p.phoneme, round(p.start_ms)) for p in out[1].phonemes]
+    assert second == [("_", 0), ("p", 80), ("O:", 150), ("p", 290)]
+    assert [(w.word, w.start_ms, w.end_ms) for w in out[1].words] == [("Bob", 80.0, 330.0)]
+    assert [p.phoneme for p in out[2].phonemes] == ["_"]
+    assert sum(len(c.pcm) for c in out) == 14_400
+
+
+def test_azure_failures_are_clear():
+    from tests.conversations.realtime.engines.azure_server import AzureSpeechServer
+
+    with AzureSpeechServer(refuse=True) as server:
+        with pytest.raises(EngineError, match="azure at http://127.0.0.1:.* failed: .*") as err:
+            collect(registry.get_tts("azure", api_key="wrong", base_url=server.host))
+    assert "wrong" not in str(err.value)
+    with pytest.raises(EngineError, match="needs voice_settings.region or base_url"):
+        registry.get_tts("azure", api_key="k")
+    with pytest.raises(EngineError, match="base_url must be http"):
+        registry.get_tts("azure", api_key="k", base_url="ftp://example.com")
 
 
 def test_provider_errors_are_clear():
@@ -71,9 +162,7 @@ def test_provider_errors_are_clear():
     assert err.value.code == "tts_unreachable"
     with pytest.raises(EngineError, match="needs api_key and voice_id"):
         registry.get_tts("elevenlabs")
-    with pytest.raises(EngineError, match="azure TTS engine needs a base_url"):
-        AzureTTS(api_key="k")
-    assert AzureTTS(api_key="k", settings={"region": "westeurope"}).base_url == \
+    assert AzureTTS(api_key="k", settings={"region": "westeurope"}).url == \
         "https://westeurope.tts.speech.microsoft.com"
 
 

@@ -21,9 +21,10 @@ def test_available_engines_lists_what_exists_here():
     assert set(engines) == {"vad", "stt", "llm", "tts"}
     names = {kind: [e["name"] for e in entries] for kind, entries in engines.items()}
     assert names["vad"] == ["silero"]
-    assert names["stt"] == ["whisper-base", "whisper-tiny.en"]
+    assert names["stt"] == ["whisper-base", "whisper-tiny.en", "azure-stt"]  # embedded, then cloud
     tiny = engines["stt"][1]
     assert tiny["languages"] == ["en"] and tiny["default_for"] == ["en"]
+    assert engines["stt"][2]["requires"] == ["api_key", "base_url"] and not engines["stt"][2]["embedded"]
     assert names["tts"] == ["espeak-ng", "piper", "openai-tts", "elevenlabs", "cartesia", "azure"]  # embedded, then remote
     assert names["llm"][:2] == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"] and "openai" in names["llm"]
     for entries in engines.values():

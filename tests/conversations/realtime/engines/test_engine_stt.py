@@ -133,3 +133,40 @@ def test_collapse_repeats_and_split_at_pauses():
     assert all(len(p) <= 4 * STT_SAMPLE_RATE for _, p in pieces)
     assert 3.5 <= pieces[1][0] / STT_SAMPLE_RATE <= 3.7
     assert stt_module.max_new_tokens_for(30.0) <= 200
+
+
+@pytest.mark.slow
+def test_azure_recognition_through_the_sdk(speak):
+    """Azure STT: the SDK streams the turn's 16 kHz audio to the service (here a local stand-in
+    that hears it with Whisper) in the conversation's locale, and the detailed result comes
+    back as the transcript with word offsets."""
+    from conversations.realtime.engines.azure_speech import AzureSTT
+    from tests.conversations.realtime.engines.azure_server import AzureSpeechServer
+
+    audio = speak("The library opens at nine in the morning.")
+    with AzureSpeechServer() as server:
+        stt = AzureSTT(api_key="k-2", base_url=server.host)
+        result = run(stt.transcribe(audio, language="en", hotwords="library", word_timestamps=True))
+    hello = server.handshakes[0]
+    assert hello["path"].startswith("/speech/recognition/") and "language=en-US" in hello["path"]
+    assert hello["headers"]["ocp-apim-subscription-key"] == "k-2"
+    context = next(m for m in server.messages if "Path:speech.context" in m)
+    assert "library" in context  # the hotwords went as a phrase list
+    got = np.frombuffer(server.received[0], "<i2")
+    assert abs(len(got) - len(audio)) < 2 and np.abs(got.astype(np.float32) / 32768 - audio).max() < 1e-3
+    assert word_error_rate("The library opens at nine in the morning.", result.text) < 0.2
+    assert [w.word.strip(" .").lower() for w in result.words][:2] == ["the", "library"]
+    assert all(a.start_ms <= b.start_ms for a, b in zip(result.words, result.words[1:]))
+
+
+def test_azure_recognition_failures_are_clear():
+    from conversations.realtime.engines.azure_speech import AzureSTT
+    from tests.conversations.realtime.engines.azure_server import AzureSpeechServer
+
+    with AzureSpeechServer(refuse=True) as server:
+        stt = AzureSTT(api_key="wrong", base_url=server.host, timeout=30)
+        with pytest.raises(EngineError, match="azure-stt at http://127.0.0.1:.* failed") as err:
+            run(stt.transcribe(np.zeros(16_000, np.float32), language="en"))
+    assert "wrong" not in str(err.value)
+    with pytest.raises(EngineError, match="needs voice_settings.region or base_url"):
+        AzureSTT(api_key="k")
