@@ -146,7 +146,8 @@ def build_engines(config: PipelineConfig) -> EngineBundle:
         tts=registry.get_tts(config.tts.tts_engine or None, api_key=config.tts.api_key, voice_id=config.tts.voice_id,
                              model=config.tts.tts_model_name, base_url=config.tts.base_url,
                              settings={k: v for k, v in config.tts.voice_settings.items() if k != "speed"}),
-        stt=None if echo else registry.get_stt(config.stt.stt_engine or None, language=config.language_code),
+        stt=None if echo else registry.get_stt(config.stt.stt_engine or None, language=config.language_code,
+                                               api_key=config.stt.api_key, base_url=config.stt.base_url),
         llm=llm,
         turn=registry.get_turn_model() if not echo and config.flow.smart_turn else None,
     )

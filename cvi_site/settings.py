@@ -226,8 +226,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "PatienceEnum": "pals.layers.PATIENCE",
-        "SensitivityEnum": "pals.layers.SENSITIVITY",
+        "PatienceEnum": "conversations.realtime.layerspec.LEVELS",
+        "SensitivityEnum": "conversations.realtime.layerspec.SENSITIVITIES",
         "OwnerTypeEnum": ["system", "user"],
         "FaceStatusEnum": "faces.models.Face.Status",
         "ConversationStatusEnum": "conversations.models.Conversation.Status",

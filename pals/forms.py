@@ -6,9 +6,10 @@ service's errors (DRF detail paths such as ``layers.llm.base_url``) come back th
 ``add_service_errors()`` and are shown beside the field they name. So a rule the API
 enforces blocks the form the same way, because both run the same code.
 
-Help texts come from the layer serializers in ``pals.layers`` (the text the OpenAPI page
-shows); the turn-taking choices are labelled with the seconds that
-``conversations.realtime.config`` actually uses.
+The layer options' fields (label, help, kind, limits, which are folded under "more options")
+are generated from the layer spec, ``conversations.realtime.layerspec``, the same table the
+REST serializers and the OpenAPI page come from; the turn-taking choices are labelled with the
+seconds that ``conversations.realtime.config`` actually uses.
 """
 from __future__ import annotations
 
@@ -22,16 +23,10 @@ from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from pals import layers as L
+from conversations.realtime import layerspec as spec
 from pals.models import Pal
 
 # --------------------------------------------------------------------------- help and labels
-
-
-def _help(serializer: type, field: str) -> str:
-    """The layer serializer's help text for ``field`` (markdown backticks dropped)."""
-    text = serializer._declared_fields[field].help_text or ""  # noqa: SLF001 - the one definition of the docs
-    return text.replace("`", "")
 
 
 def _s(ms: float) -> str:
@@ -155,6 +150,17 @@ class Option:
     kind: str = "str"  # str, choice, lines, csv, json, bool_on, bool_off, tristate, float, int, secret
 
 
+def _form_kind(opt: spec.Option) -> str:
+    """How the editor shows a layer option of the spec."""
+    if opt.kind == "bool":
+        return "tristate" if opt.default is None else "bool_off" if opt.default else "bool_on"
+    return {"choice": "choice", "engine": "choice", "secret": "secret", "str_map": "json", "json_map": "json",
+            "tools": "json", "str_list": "lines", "float": "float", "int": "int"}.get(opt.kind, "str")
+
+
+#: the layer options the editor shows: every option of the spec with a label
+EDITOR_OPTIONS: tuple[spec.Option, ...] = tuple(o for o in spec.OPTIONS if o.label)
+
 OPTIONS: tuple[Option, ...] = (
     Option("pal_name", ("pal_name",)),
     Option("pipeline_mode", ("pipeline_mode",), "choice"),
@@ -166,77 +172,27 @@ OPTIONS: tuple[Option, ...] = (
     Option("document_tags", ("document_tags",), "csv"),
     Option("objectives_id", ("objectives_id",)),
     Option("guardrail_ids", ("guardrail_ids",), "csv"),
-    # conversational flow
-    Option("cf_turn_detection_model", ("layers", "conversational_flow", "turn_detection_model"), "choice"),
-    Option("cf_turn_taking_patience", ("layers", "conversational_flow", "turn_taking_patience"), "choice"),
-    Option("cf_replica_interruptibility", ("layers", "conversational_flow", "replica_interruptibility"), "choice"),
-    Option("cf_voice_isolation", ("layers", "conversational_flow", "voice_isolation"), "choice"),
-    Option("cf_wake_phrase", ("layers", "conversational_flow", "wake_phrase")),
-    Option("cf_idle_engagement", ("layers", "conversational_flow", "idle_engagement"), "choice"),
-    # speech to text
-    Option("stt_engine", ("layers", "stt", "stt_engine"), "choice"),
-    Option("stt_hotwords", ("layers", "stt", "hotwords")),
-    Option("stt_pause_sensitivity", ("layers", "stt", "participant_pause_sensitivity"), "choice"),
-    Option("stt_interrupt_sensitivity", ("layers", "stt", "participant_interrupt_sensitivity"), "choice"),
-    Option("stt_smart_turn_detection", ("layers", "stt", "smart_turn_detection"), "tristate"),
-    # language model (source/model handled in to_data)
-    Option("llm_base_url", ("layers", "llm", "base_url")),
-    Option("llm_api_key", ("layers", "llm", "api_key"), "secret"),
-    Option("llm_headers", ("layers", "llm", "headers"), "json"),
-    Option("llm_extra_body", ("layers", "llm", "extra_body"), "json"),
-    Option("llm_default_query", ("layers", "llm", "default_query"), "json"),
-    Option("llm_speculative_inference", ("layers", "llm", "speculative_inference"), "bool_off"),
-    Option("llm_tools", ("layers", "llm", "tools"), "json"),
-    Option("llm_temperature", ("layers", "llm", "temperature"), "float"),
-    Option("llm_max_tokens", ("layers", "llm", "max_tokens"), "int"),
-    # text to speech
-    Option("tts_engine", ("layers", "tts", "tts_engine"), "choice"),
-    Option("tts_voice_id", ("layers", "tts", "voice_id")),
-    Option("tts_external_voice_id", ("layers", "tts", "external_voice_id")),
-    Option("tts_api_key", ("layers", "tts", "api_key"), "secret"),
-    Option("tts_model_name", ("layers", "tts", "tts_model_name")),
-    Option("tts_base_url", ("layers", "tts", "base_url")),
-    Option("tts_region", ("layers", "tts", "voice_settings", "region")),
-    Option("tts_speed", ("layers", "tts", "voice_settings", "speed"), "float"),
-    Option("tts_emotion_control", ("layers", "tts", "tts_emotion_control"), "tristate"),
-    Option("tts_pronunciation_dictionary_id", ("layers", "tts", "pronunciation_dictionary_id")),
-    # perception
-    Option("pc_perception_model", ("layers", "perception", "perception_model"), "choice"),
-    Option("pc_base_url", ("layers", "perception", "base_url")),
-    Option("pc_model", ("layers", "perception", "model")),
-    Option("pc_api_key", ("layers", "perception", "api_key"), "secret"),
-    Option("pc_visual_awareness_queries", ("layers", "perception", "visual_awareness_queries"), "lines"),
-    Option("pc_perception_analysis_queries", ("layers", "perception", "perception_analysis_queries"), "lines"),
-    Option("pc_visual_tool_prompt", ("layers", "perception", "visual_tool_prompt")),
-    Option("pc_visual_tools", ("layers", "perception", "visual_tools"), "json"),
-    Option("pc_pause_when_absent", ("layers", "perception", "pause_when_absent"), "bool_on"),
-    Option("pc_absent_counts_as_left", ("layers", "perception", "absent_counts_as_left"), "bool_on"),
-)
+) + tuple(Option(o.form_field, o.path, _form_kind(o)) for o in EDITOR_OPTIONS)
 BY_PATH = {".".join(o.path): o.field for o in OPTIONS}
 # The LLM model name is one option shown as two fields (embedded choice / endpoint model).
 BY_PATH["layers.llm.model"] = "llm_model"
-BY_PATH["layers.tts.voice_settings"] = "tts_speed"
+BY_PATH["layers.tts.voice_settings"] = spec.get("tts", "voice_settings.speed").form_field
 
+#: form-only fields a layer's section shows first (the LLM's source and model are one option, shown as three)
+_SECTION_EXTRAS = {"llm": ("llm_source", "llm_embedded_model", "llm_model")}
 #: editor sections in display order: (anchor, title, fields)
+#: each layer's section anchor in the editor
+SECTION_OF_LAYER = {"conversational_flow": "flow", "stt": "stt", "llm": "llm", "tts": "tts", "perception": "perception"}
 SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("identity", "Identity", ("pal_name", "pipeline_mode", "system_prompt", "context", "greeting", "default_face_id")),
-    ("flow", "Conversational flow", ("cf_turn_taking_patience", "cf_replica_interruptibility", "cf_turn_detection_model",
-                                     "cf_idle_engagement", "cf_voice_isolation", "cf_wake_phrase")),
-    ("stt", "Speech to text", ("stt_engine", "stt_hotwords", "stt_pause_sensitivity", "stt_interrupt_sensitivity",
-                               "stt_smart_turn_detection")),
-    ("llm", "Language model", ("llm_source", "llm_embedded_model", "llm_base_url", "llm_model", "llm_api_key",
-                               "llm_headers", "llm_extra_body", "llm_default_query", "llm_tools", "llm_temperature",
-                               "llm_max_tokens", "llm_speculative_inference")),
-    ("tts", "Text to speech", ("tts_engine", "tts_voice_id", "tts_speed", "tts_external_voice_id", "tts_model_name",
-                               "tts_api_key", "tts_base_url", "tts_region", "tts_emotion_control",
-                               "tts_pronunciation_dictionary_id")),
-    ("perception", "Perception", ("pc_perception_model", "pc_visual_awareness_queries", "pc_perception_analysis_queries",
-                                  "pc_visual_tool_prompt", "pc_visual_tools", "pc_pause_when_absent",
-                                  "pc_absent_counts_as_left", "pc_base_url", "pc_model", "pc_api_key")),
+) + tuple(
+    (SECTION_OF_LAYER[layer], spec.LAYER_TITLES[layer],
+     _SECTION_EXTRAS.get(layer, ()) + tuple(o.form_field for o in EDITOR_OPTIONS if o.layer == layer))
+    for layer in spec.LAYERS
+) + (
     ("knowledge", "Knowledge and guardrails", ("document_ids", "document_tags", "objectives_id", "guardrail_ids")),
 )
-SECTION_OF_LAYER = {"conversational_flow": "flow", "stt": "stt", "llm": "llm", "tts": "tts", "perception": "perception"}
-SECRET_CLEAR = {"llm_api_key": "llm_api_key_clear", "tts_api_key": "tts_api_key_clear", "pc_api_key": "pc_api_key_clear"}
+SECRET_CLEAR = {o.form_field: o.form_field + "_clear" for o in EDITOR_OPTIONS if o.secret}
 
 
 def _ta(rows: int = 3, **attrs) -> forms.Textarea:
@@ -244,10 +200,72 @@ def _ta(rows: int = 3, **attrs) -> forms.Textarea:
 
 
 JSON_ATTRS = {"spellcheck": "false", "class": "mono", "data-json": "1"}
+#: presentation only: placeholders and input hints of some fields
+_WIDGET_ATTRS: dict[str, dict[str, str]] = {
+    "stt_hotwords": {"placeholder": "OpenCVI, Ada Lovelace, Zürich"},
+    "stt_base_url": {"placeholder": "https://westeurope.stt.speech.microsoft.com", "spellcheck": "false"},
+    "llm_base_url": {"placeholder": "https://api.example.com/v1", "inputmode": "url", "spellcheck": "false"},
+    "llm_temperature": {"step": "0.1", "placeholder": str(spec.default("llm", "temperature"))},
+    "llm_max_tokens": {"placeholder": str(spec.default("llm", "max_tokens"))},
+    "tts_voice_id": {"list": "voice-list", "placeholder": "en-us", "spellcheck": "false"},
+    "tts_speed": {"step": "0.05", "placeholder": "1.0"},
+    "tts_base_url": {"placeholder": "http://gpu-box:8880/v1", "spellcheck": "false"},
+    "tts_region": {"placeholder": "westeurope", "spellcheck": "false"},
+}
+#: labels of some choices (the rest show their value)
+_CHOICE_LABELS: dict[str, dict[str, str]] = {
+    "cf_turn_detection_model": TURN_MODEL_LABELS,
+    "pc_perception_model": PERCEPTION_LABELS,
+    "stt_pause_sensitivity": SENSITIVITY_LABELS,
+    "stt_interrupt_sensitivity": SENSITIVITY_LABELS,
+}
 
 
-class PalEditorForm(forms.Form):
-    """Every PAL option as a field; see the module docstring for how it is validated."""
+def _editor_field(opt: spec.Option) -> forms.Field:
+    """The editor's field for one layer option of the spec (label, help and limits from it)."""
+    kind = _form_kind(opt)
+    name = opt.form_field
+    common = {"label": opt.label, "required": False, "help_text": opt.help.replace("`", "")}
+    attrs = _WIDGET_ATTRS.get(name, {})
+    if kind == "choice":
+        labels = _CHOICE_LABELS.get(name, {})
+        default = f"Default ({opt.default})" if opt.default is not None else "Default"
+        return forms.ChoiceField(choices=[("", labels.get("", default))]
+                                 + [(c, labels.get(c, c.capitalize())) for c in opt.choices], **common)
+    if kind == "tristate":
+        return forms.ChoiceField(choices=TRISTATE, **common)
+    if kind in ("bool_on", "bool_off"):
+        return forms.BooleanField(initial=kind == "bool_off", **common)
+    if kind == "float":
+        return forms.FloatField(widget=forms.NumberInput(attrs=attrs), **common)
+    if kind == "int":
+        return forms.IntegerField(widget=forms.NumberInput(attrs=attrs), **common)
+    if kind == "secret":
+        return forms.CharField(max_length=opt.max_length, widget=forms.PasswordInput(
+            attrs={"autocomplete": "off"}, render_value=False), **common)
+    if kind == "json":
+        return forms.CharField(widget=_ta(6 if opt.kind == "tools" else 2, **JSON_ATTRS), **common)
+    if kind == "lines" or opt.kind == "text":
+        return forms.CharField(widget=_ta(3 if kind == "lines" else 2), **common)
+    return forms.CharField(max_length=opt.max_length, widget=forms.TextInput(attrs=attrs) if attrs else None,
+                           **common)
+
+
+def _spec_fields() -> dict[str, forms.Field]:
+    fields: dict[str, forms.Field] = {}
+    for opt in EDITOR_OPTIONS:
+        fields[opt.form_field] = _editor_field(opt)
+        if opt.secret:
+            fields[SECRET_CLEAR[opt.form_field]] = forms.BooleanField(label="Remove the stored key", required=False)
+    return fields
+
+
+_SpecFields = type("_SpecFields", (forms.Form,), _spec_fields())
+
+
+class PalEditorForm(_SpecFields):
+    """Every PAL option as a field (the layer options generated from the layer spec); see the
+    module docstring for how it is validated."""
 
     # identity
     pal_name = forms.CharField(label="Name", max_length=200, required=False,
@@ -275,135 +293,15 @@ class PalEditorForm(forms.Form):
                                     help_text="Structured goals the agent works through (an o… id).")
     guardrail_ids = forms.CharField(label="Guardrail ids", required=False,
                                     help_text="Comma-separated g… ids of guardrails the agent must respect.")
-
-    # conversational flow
-    cf_turn_taking_patience = forms.ChoiceField(label="Turn-taking patience", required=False)
-    cf_replica_interruptibility = forms.ChoiceField(label="Interruptibility", required=False)
-    cf_turn_detection_model = forms.ChoiceField(label="Turn detection", required=False,
-                                                choices=[(k, v) for k, v in TURN_MODEL_LABELS.items()])
-    cf_idle_engagement = forms.ChoiceField(label="Idle engagement", required=False,
-                                           choices=[("", "Default (off)")] + [(c, c.capitalize()) for c in L.IDLE_ENGAGEMENT])
-    cf_voice_isolation = forms.ChoiceField(label="Voice isolation", required=False,
-                                           choices=[("", "Default"), ("near", "Near — favour the closest voice"),
-                                                    ("off", "Off")])
-    cf_wake_phrase = forms.CharField(label="Wake phrase", required=False, max_length=100)
-
-    # speech to text
-    stt_engine = forms.ChoiceField(label="Speech-to-text engine", required=False)
-    stt_hotwords = forms.CharField(label="Hotwords", required=False, max_length=1000,
-                                   widget=forms.TextInput(attrs={"placeholder": "OpenCVI, Ada Lovelace, Zürich"}))
-    stt_pause_sensitivity = forms.ChoiceField(label="Pause sensitivity (legacy)", required=False,
-                                              choices=[(k, SENSITIVITY_LABELS[k]) for k in ("",) + L.SENSITIVITY])
-    stt_interrupt_sensitivity = forms.ChoiceField(label="Interrupt sensitivity (legacy)", required=False,
-                                                  choices=[(k, SENSITIVITY_LABELS[k]) for k in ("",) + L.SENSITIVITY])
-    stt_smart_turn_detection = forms.ChoiceField(label="Smart turn detection (legacy)", required=False, choices=TRISTATE)
-
-    # language model
+    # the LLM's model: one option, shown as where it runs plus an embedded choice or an endpoint's model name
     llm_source = forms.ChoiceField(
         label="Where the agent thinks", widget=forms.RadioSelect, initial="embedded",
         choices=[("embedded", "Embedded model on this server"),
                  ("endpoint", "An OpenAI-compatible endpoint (vLLM, llama.cpp server, a cloud API)")])
     llm_embedded_model = forms.ChoiceField(label="Embedded model", required=False)
-    llm_base_url = forms.CharField(label="Base URL", required=False, max_length=2000,
-                                   widget=forms.TextInput(attrs={"placeholder": "https://api.example.com/v1",
-                                                                 "inputmode": "url", "spellcheck": "false"}))
     llm_model = forms.CharField(label="Model name", required=False, max_length=200,
                                 widget=forms.TextInput(attrs={"placeholder": "gpt-4o-mini", "spellcheck": "false"}),
                                 help_text="The model name the endpoint expects.")
-    llm_api_key = forms.CharField(label="API key", required=False, max_length=500,
-                                  widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False))
-    llm_api_key_clear = forms.BooleanField(label="Remove the stored key", required=False)
-    llm_headers = forms.CharField(label="Extra headers (JSON object)", required=False, widget=_ta(2, **JSON_ATTRS))
-    llm_extra_body = forms.CharField(label="Extra body (JSON object)", required=False, widget=_ta(2, **JSON_ATTRS))
-    llm_default_query = forms.CharField(label="Query parameters (JSON object)", required=False,
-                                        widget=_ta(2, **JSON_ATTRS))
-    llm_tools = forms.CharField(label="Tools (JSON array of OpenAI function schemas)", required=False,
-                                widget=_ta(6, **JSON_ATTRS))
-    llm_temperature = forms.FloatField(label="Temperature", required=False,
-                                       widget=forms.NumberInput(attrs={"step": "0.1", "placeholder": "0.7"}))
-    llm_max_tokens = forms.IntegerField(label="Longest reply (tokens)", required=False,
-                                        widget=forms.NumberInput(attrs={"placeholder": "160"}))
-    llm_speculative_inference = forms.BooleanField(label="Speculative inference", required=False, initial=True)
-
-    # text to speech
-    tts_engine = forms.ChoiceField(label="Text-to-speech engine", required=False)
-    tts_voice_id = forms.CharField(label="Voice", required=False, max_length=200,
-                                   widget=forms.TextInput(attrs={"list": "voice-list", "placeholder": "en-us",
-                                                                 "spellcheck": "false"}))
-    tts_speed = forms.FloatField(label="Speed", required=False,
-                                 widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "1.0"}),
-                                 help_text="1 is the normal speaking rate; 0.5 to 2.0.")
-    tts_external_voice_id = forms.CharField(label="External voice id", required=False, max_length=200)
-    tts_model_name = forms.CharField(label="Provider model", required=False, max_length=200)
-    tts_api_key = forms.CharField(label="Provider API key", required=False, max_length=500,
-                                  widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False))
-    tts_api_key_clear = forms.BooleanField(label="Remove the stored key", required=False)
-    tts_base_url = forms.CharField(label="Speech endpoint", required=False, max_length=2000,
-                                   widget=forms.TextInput(attrs={"placeholder": "http://gpu-box:8880/v1",
-                                                                 "spellcheck": "false"}))
-    tts_region = forms.CharField(label="Azure region", required=False, max_length=50,
-                                 widget=forms.TextInput(attrs={"placeholder": "westeurope", "spellcheck": "false"}),
-                                 help_text="Azure AI Speech only: the region of your Speech resource.")
-    tts_emotion_control = forms.ChoiceField(label="Emotion control", required=False, choices=TRISTATE)
-    tts_pronunciation_dictionary_id = forms.CharField(label="Pronunciation dictionary id", required=False,
-                                                      max_length=200)
-
-    # perception
-    pc_perception_model = forms.ChoiceField(label="Perception", required=False,
-                                            choices=[(k, v) for k, v in PERCEPTION_LABELS.items()])
-    pc_visual_awareness_queries = forms.CharField(
-        label="Visual awareness questions (one per line)", required=False, widget=_ta(3),
-        help_text=_help(L.PerceptionLayerSerializer, "visual_awareness_queries"))
-    pc_perception_analysis_queries = forms.CharField(
-        label="End-of-call questions (one per line)", required=False, widget=_ta(3),
-        help_text=_help(L.PerceptionLayerSerializer, "perception_analysis_queries"))
-    pc_visual_tool_prompt = forms.CharField(label="Visual tool prompt", required=False, widget=_ta(2))
-    pc_visual_tools = forms.CharField(label="Visual tools (JSON array of OpenAI function schemas)", required=False,
-                                      widget=_ta(4, **JSON_ATTRS))
-    pc_pause_when_absent = forms.BooleanField(label="Pause when the person leaves the frame", required=False)
-    pc_absent_counts_as_left = forms.BooleanField(label="Absence counts as leaving", required=False)
-    pc_base_url = forms.CharField(label="Vision endpoint base URL", required=False, max_length=2000)
-    pc_model = forms.CharField(label="Vision model", required=False, max_length=200)
-    pc_api_key = forms.CharField(label="Vision endpoint API key", required=False, max_length=500,
-                                 widget=forms.PasswordInput(attrs={"autocomplete": "off"}, render_value=False))
-    pc_api_key_clear = forms.BooleanField(label="Remove the stored key", required=False)
-
-    # Help texts borrowed from the layer serializers (the same words as the OpenAPI page).
-    _LAYER_HELP = {
-        "cf_turn_detection_model": (L.ConversationalFlowLayerSerializer, "turn_detection_model"),
-        "cf_idle_engagement": (L.ConversationalFlowLayerSerializer, "idle_engagement"),
-        "cf_voice_isolation": (L.ConversationalFlowLayerSerializer, "voice_isolation"),
-        "cf_wake_phrase": (L.ConversationalFlowLayerSerializer, "wake_phrase"),
-        "stt_engine": (L.SttLayerSerializer, "stt_engine"),
-        "stt_hotwords": (L.SttLayerSerializer, "hotwords"),
-        "stt_pause_sensitivity": (L.SttLayerSerializer, "participant_pause_sensitivity"),
-        "stt_interrupt_sensitivity": (L.SttLayerSerializer, "participant_interrupt_sensitivity"),
-        "stt_smart_turn_detection": (L.SttLayerSerializer, "smart_turn_detection"),
-        "llm_base_url": (L.LlmLayerSerializer, "base_url"),
-        "llm_api_key": (L.LlmLayerSerializer, "api_key"),
-        "llm_headers": (L.LlmLayerSerializer, "headers"),
-        "llm_extra_body": (L.LlmLayerSerializer, "extra_body"),
-        "llm_default_query": (L.LlmLayerSerializer, "default_query"),
-        "llm_speculative_inference": (L.LlmLayerSerializer, "speculative_inference"),
-        "llm_tools": (L.LlmLayerSerializer, "tools"),
-        "llm_temperature": (L.LlmLayerSerializer, "temperature"),
-        "llm_max_tokens": (L.LlmLayerSerializer, "max_tokens"),
-        "tts_engine": (L.TtsLayerSerializer, "tts_engine"),
-        "tts_voice_id": (L.TtsLayerSerializer, "voice_id"),
-        "tts_external_voice_id": (L.TtsLayerSerializer, "external_voice_id"),
-        "tts_api_key": (L.TtsLayerSerializer, "api_key"),
-        "tts_model_name": (L.TtsLayerSerializer, "tts_model_name"),
-        "tts_base_url": (L.TtsLayerSerializer, "base_url"),
-        "tts_emotion_control": (L.TtsLayerSerializer, "tts_emotion_control"),
-        "pc_perception_model": (L.PerceptionLayerSerializer, "perception_model"),
-        "pc_visual_tool_prompt": (L.PerceptionLayerSerializer, "visual_tool_prompt"),
-        "pc_visual_tools": (L.PerceptionLayerSerializer, "visual_tools"),
-        "pc_pause_when_absent": (L.PerceptionLayerSerializer, "pause_when_absent"),
-        "pc_absent_counts_as_left": (L.PerceptionLayerSerializer, "absent_counts_as_left"),
-        "pc_base_url": (L.PerceptionLayerSerializer, "base_url"),
-        "pc_model": (L.PerceptionLayerSerializer, "model"),
-        "pc_api_key": (L.PerceptionLayerSerializer, "api_key"),
-    }
 
     def __init__(self, *args, faces: Iterable = (), pal: Pal | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -414,15 +312,14 @@ class PalEditorForm(forms.Form):
         self.stored_secrets: dict[str, str] = {}
         #: errors about a whole layer (e.g. an unknown option), by section anchor
         self.section_errors: dict[str, list[str]] = {}
-        for name, (serializer, field) in self._LAYER_HELP.items():
-            if not self.fields[name].help_text:
-                self.fields[name].help_text = _help(serializer, field)
-        self.fields["cf_turn_taking_patience"].choices = patience_choices()
-        self.fields["cf_turn_taking_patience"].help_text = patience_help()
-        self.fields["cf_replica_interruptibility"].choices = interruptibility_choices()
-        self.fields["cf_replica_interruptibility"].help_text = interruptibility_help()
-        self.fields["stt_engine"].choices = _engine_choices("stt")
-        self.fields["tts_engine"].choices = _engine_choices("tts")
+        # choices and help that depend on the numbers the pipeline uses and the engines installed here
+        for (layer, name), (choices, help_text) in _LIVE_CHOICES.items():
+            field = self.fields[spec.get(layer, name).form_field]
+            field.choices = choices()
+            if help_text is not None:
+                field.help_text = help_text()
+        for layer, name in (("stt", "stt_engine"), ("tts", "tts_engine")):
+            self.fields[spec.get(layer, name).form_field].choices = _engine_choices(layer)
         embedded = [c for c in _engine_choices("llm", embedded_only=True) if c[0]]
         self.fields["llm_embedded_model"].choices = embedded
         self.fields["llm_embedded_model"].help_text = "Runs on this server's CPU; nothing leaves the machine."
@@ -494,7 +391,7 @@ class PalEditorForm(forms.Form):
             if converted is _OMIT:
                 continue
             if opt.path[0] == "layers" and opt.path[1] == "llm" and c.get("llm_source") != "endpoint" \
-                    and opt.path[2] in ("base_url", "api_key", "headers", "extra_body", "default_query"):
+                    and opt.path[2] in _ENDPOINT_ONLY:
                 continue  # endpoint-only options are not stored for the embedded model
             _set(data, opt.path, converted)
         if c.get("llm_source") == "endpoint":
@@ -564,17 +461,14 @@ class PalEditorForm(forms.Form):
 
 
 #: fields shown folded under "More options" (legacy names, cloud-provider settings)
-ADVANCED = frozenset({
-    "stt_pause_sensitivity", "stt_interrupt_sensitivity", "stt_smart_turn_detection",
-    "llm_headers", "llm_extra_body", "llm_default_query", "llm_temperature", "llm_max_tokens",
-    "llm_speculative_inference",
-    "tts_external_voice_id", "tts_model_name", "tts_api_key", "tts_base_url", "tts_region", "tts_emotion_control",
-    "tts_pronunciation_dictionary_id",
-    "pc_base_url", "pc_model", "pc_api_key", "pc_visual_tool_prompt", "pc_visual_tools",
-    "cf_turn_detection_model", "cf_voice_isolation",
-})
+ADVANCED = frozenset(o.form_field for o in EDITOR_OPTIONS if o.advanced)
+#: choices (and help) computed from what the pipeline does: (layer, option) -> (choices, help or None)
+_LIVE_CHOICES = {
+    ("conversational_flow", "turn_taking_patience"): (patience_choices, patience_help),
+    ("conversational_flow", "replica_interruptibility"): (interruptibility_choices, interruptibility_help),
+}
 ADVANCED_TITLES = {
-    "stt": "Legacy options (hosted API names)",
+    "stt": "Cloud engines and legacy options (hosted API names)",
     "llm": "Request details and sampling",
     "tts": "Cloud voice providers",
     "perception": "Visual tools and vision endpoint",
@@ -591,14 +485,11 @@ SECTION_INTROS = {
     "knowledge": "Documents, objectives and guardrails, by id.",
 }
 #: fields that show only for one choice of another field: field -> (controlling field, value)
+_ENDPOINT_ONLY = ("base_url", "api_key", "headers", "extra_body", "default_query")
 SHOW_WHEN = {
     "llm_embedded_model": ("llm_source", "embedded"),
-    "llm_base_url": ("llm_source", "endpoint"),
     "llm_model": ("llm_source", "endpoint"),
-    "llm_api_key": ("llm_source", "endpoint"),
-    "llm_headers": ("llm_source", "endpoint"),
-    "llm_extra_body": ("llm_source", "endpoint"),
-    "llm_default_query": ("llm_source", "endpoint"),
+    **{spec.get("llm", name).form_field: ("llm_source", "endpoint") for name in _ENDPOINT_ONLY},
 }
 
 
@@ -658,8 +549,7 @@ def _from_field(value: Any, kind: str) -> Any:
 
 
 def _layer_title(layer: str) -> str:
-    return {"conversational_flow": "Conversational flow", "stt": "Speech to text", "llm": "Language model",
-            "tts": "Text to speech", "perception": "Perception"}.get(layer, layer)
+    return spec.LAYER_TITLES.get(layer, layer)
 
 
 def _field_for(path: str) -> str | None:

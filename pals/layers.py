@@ -1,9 +1,11 @@
 """The PAL's layer configuration: validation, normalisation and documentation of every option.
 
-These serializers are the one definition of the layers: the REST API, the PAL Maker forms and
-the admin all validate through ``validate_layers``, and drf-spectacular documents the options
-from their ``help_text``. Engine names are checked against the engines that actually exist in
-this installation (``conversations.realtime.engines.registry``).
+The options themselves (names, types, defaults, choices, limits, help texts) are declared once,
+in ``conversations.realtime.layerspec``; the serializer fields here are generated from it, so
+the REST API, the OpenAPI schema (drf-spectacular reads the fields' ``help_text``), the PAL
+Maker forms and the admin, which all validate through ``validate_layers``, list the same
+options. What this module adds is the rules between options and against the installation:
+engine names that exist here, tool schemas, what a cloud engine cannot work without.
 """
 from __future__ import annotations
 
@@ -12,26 +14,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from conversations.realtime.config import TURN_DETECTION_ALIASES, TURN_DETECTION_MODELS
+from conversations.realtime import layerspec as spec
 from cvi_site.serializers import StrictSerializer
-
-PATIENCE = ("low", "medium", "high")
-SENSITIVITY = ("superlow", "verylow", "low", "medium", "high", "auto")
-IDLE_ENGAGEMENT = ("off", "patient", "eager")
-VOICE_ISOLATION = ("near", "off")
-# Ours: the embedded perception engine, an OpenAI-compatible vision model, or nothing.
-PERCEPTION_MODELS = ("mediapipe", "vision-llm", "off")
-PERCEPTION_ALIASES = {"raven-0": "mediapipe", "raven-1": "mediapipe", "basic": "mediapipe"}
-
-# Legacy option names accepted everywhere and stored under the new name.
-LEGACY_ALIASES = {
-    "perception": {
-        "ambient_awareness_queries": "visual_awareness_queries",
-        "perception_tool_prompt": "visual_tool_prompt",
-        "perception_tools": "visual_tools",
-    },
-    "conversational_flow": {"pal_interruptibility": "replica_interruptibility"},
-}
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -45,17 +29,66 @@ def engine_names(kind: str) -> list[str]:
 
 
 class StrictLayerSerializer(StrictSerializer):
-    """One layer's options: legacy option names accepted, unknown ones named with the known ones."""
+    """One layer's options: legacy option names accepted, unknown ones named with the known
+    ones, hosted names of choices stored as ours, unsupported values refused."""
 
     layer_name = ""
     not_object_message = "must be an object"
 
     def rename(self, data: dict) -> dict:
-        aliases = LEGACY_ALIASES.get(self.layer_name, {})
-        return {aliases.get(k, k): v for k, v in data.items()}
+        if self.layer_name not in spec.LAYERS:
+            return data
+        legacy = spec.legacy_names(self.layer_name)
+        data = {legacy.get(k, k): v for k, v in data.items()}
+        return {k: spec.get(self.layer_name, k).canonical(v) if (self.layer_name, k) in _DECLARED else v
+                for k, v in data.items()}
 
     def unknown_message(self, unknown: list[str]) -> str:
         return f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(self.fields))}"
+
+    def to_internal_value(self, data):
+        attrs = super().to_internal_value(data)
+        for name, value in attrs.items():
+            opt = spec.get(self.layer_name, name) if (self.layer_name, name) in _DECLARED else None
+            if opt is not None and opt.unsupported and value != opt.neutral:
+                raise serializers.ValidationError(
+                    {name: f"not supported here yet: {opt.unsupported}; leave it out (or send {opt.neutral!r})"})
+        return attrs
+
+
+_DECLARED = {(o.layer, o.name) for o in spec.OPTIONS if not o.parent}
+
+
+def _field(opt: spec.Option) -> serializers.Field:
+    """The DRF field for one option of the spec."""
+    common: dict[str, Any] = {"required": False, "help_text": opt.api_help}
+    kind = opt.kind
+    if kind == "choice":  # the hosted names of a choice are mapped onto ours first (rename)
+        return serializers.ChoiceField(opt.choices, **common)
+    if kind == "bool":
+        return serializers.BooleanField(**common)
+    if kind == "float":
+        return serializers.FloatField(min_value=opt.minimum, max_value=opt.maximum, **common)
+    if kind == "int":
+        return serializers.IntegerField(min_value=int(opt.minimum), max_value=int(opt.maximum), **common)
+    if kind == "str_map":
+        return serializers.DictField(child=serializers.CharField(max_length=2000), **common)
+    if kind == "json_map":
+        return serializers.DictField(**common)
+    if kind == "str_list":
+        return serializers.ListField(child=serializers.CharField(max_length=opt.max_length or 500),
+                                     max_length=int(opt.maximum) if opt.maximum else None, **common)
+    if kind == "tools":
+        return serializers.ListField(child=serializers.JSONField(), max_length=int(opt.maximum), **common)
+    # str, text, url, secret, engine
+    return serializers.CharField(allow_blank=kind != "engine", max_length=opt.max_length, **common)
+
+
+def _layer_fields(layer: str) -> type[StrictLayerSerializer]:
+    """A serializer base with one generated field per option of ``layer``."""
+    attrs: dict[str, Any] = {opt.name: _field(opt) for opt in spec.options(layer)}
+    attrs["layer_name"] = layer
+    return type(f"{layer.title().replace('_', '')}Fields", (StrictLayerSerializer,), attrs)
 
 
 def _http_url(value: str) -> str:
@@ -96,49 +129,7 @@ def _validate_tools(tools: list[Any]) -> list[dict]:
     return tools
 
 
-class PerceptionLayerSerializer(StrictLayerSerializer):
-    layer_name = "perception"
-    perception_model = serializers.CharField(
-        required=False,
-        help_text="Perception engine: `mediapipe` (embedded, CPU: presence, attention, expression, "
-        "lighting, motion), `vision-llm` (an OpenAI-compatible vision model at `base_url`), or `off`. "
-        "Hosted names raven-0/raven-1/basic mean `mediapipe`.",
-    )
-    base_url = serializers.CharField(
-        required=False, allow_blank=True, help_text="(ours) OpenAI-compatible endpoint of a vision model, for `vision-llm`."
-    )
-    model = serializers.CharField(required=False, allow_blank=True, help_text="(ours) Vision model name at `base_url`.")
-    api_key = serializers.CharField(required=False, allow_blank=True, help_text="(ours) Key for `base_url`.")
-    visual_awareness_queries = serializers.ListField(
-        child=serializers.CharField(max_length=500), required=False, max_length=20,
-        help_text="Questions about what the camera shows, re-evaluated about once a second; the answers "
-        "are given to the LLM. Legacy name: ambient_awareness_queries.",
-    )
-    perception_analysis_queries = serializers.ListField(
-        child=serializers.CharField(max_length=500), required=False, max_length=20,
-        help_text="Questions answered once when the call ends (application.perception_analysis).",
-    )
-    visual_tool_prompt = serializers.CharField(
-        required=False, allow_blank=True, help_text="Instructions for when to call the visual tools (legacy perception_tool_prompt)."
-    )
-    visual_tools = serializers.ListField(
-        child=serializers.JSONField(), required=False, max_length=20,
-        help_text="OpenAI function schemas fired as conversation.perception_tool_call when their condition "
-        "becomes true (legacy perception_tools).",
-    )
-    pause_when_absent = serializers.BooleanField(
-        required=False, help_text="(ours) Pause a reply when the user leaves the frame and greet them on return."
-    )
-    absent_counts_as_left = serializers.BooleanField(
-        required=False, help_text="(ours) participant_left_timeout also counts time with no face seen."
-    )
-
-    def validate_perception_model(self, value: str) -> str:
-        value = PERCEPTION_ALIASES.get(value, value)
-        if value not in PERCEPTION_MODELS:
-            raise serializers.ValidationError(f"unknown perception model {value!r}; choose one of {', '.join(PERCEPTION_MODELS)}")
-        return value
-
+class PerceptionLayerSerializer(_layer_fields("perception")):
     def validate_base_url(self, value: str) -> str:
         return _http_url(value)
 
@@ -151,83 +142,39 @@ class PerceptionLayerSerializer(StrictLayerSerializer):
         return attrs
 
 
-class ConversationalFlowLayerSerializer(StrictLayerSerializer):
-    layer_name = "conversational_flow"
-    turn_detection_model = serializers.CharField(
-        required=False,
-        help_text="`smart-turn` (default: at each pause a trained end-of-turn model, Smart Turn v3.2, hears "
-        "whether the user sounds finished, and the transcript is checked for an unfinished thought) or "
-        "`vad` (pause length only). Hosted names sparrow-0/sparrow-1 mean `smart-turn`.",
-    )
-    turn_taking_patience = serializers.ChoiceField(
-        PATIENCE, required=False,
-        help_text="How long a pause ends the user's turn, and how sure the turn model must be that the user "
-        "is done. low: 0.2 s after a complete thought, up to 0.9 s after an unfinished one, threshold 0.35 "
-        "(snappy); medium: 0.3–1.6 s, 0.5; high: 0.6–2.4 s, 0.7 (patient).",
-    )
-    replica_interruptibility = serializers.ChoiceField(
-        PATIENCE, required=False,
-        help_text="How easily the user interrupts the agent: high: as soon as speech starts; medium: 0.4 s of "
-        "speech and a word; low: 0.8 s and 3 words. Backchannels such as 'mm-hm' never interrupt. "
-        "Alias pal_interruptibility.",
-    )
-    voice_isolation = serializers.ChoiceField(VOICE_ISOLATION, required=False, help_text="`near`: favour the closest voice; `off`.")
-    wake_phrase = serializers.CharField(required=False, allow_blank=True, max_length=100,
-                                        help_text="If set, the agent only answers turns that contain this phrase.")
-    idle_engagement = serializers.ChoiceField(IDLE_ENGAGEMENT, required=False,
-                                              help_text="Whether the agent speaks up after a long silence: off, patient or eager.")
-
-    def validate_turn_detection_model(self, value: str) -> str:
-        value = TURN_DETECTION_ALIASES.get(value, value)
-        if value not in TURN_DETECTION_MODELS:
-            raise serializers.ValidationError(f"unknown turn detection model {value!r}; choose one of {', '.join(TURN_DETECTION_MODELS)}")
-        return value
+class ConversationalFlowLayerSerializer(_layer_fields("conversational_flow")):
+    pass
 
 
-class SttLayerSerializer(StrictLayerSerializer):
-    layer_name = "stt"
-    stt_engine = serializers.CharField(required=False, help_text="Speech-to-text engine (see GET /v2/engines).")
-    hotwords = serializers.CharField(required=False, allow_blank=True, max_length=1000,
-                                     help_text="Words and names to favour, as a hint string.")
-    participant_pause_sensitivity = serializers.ChoiceField(
-        SENSITIVITY, required=False, help_text="Legacy: how quickly a pause ends the turn (high = quick). Overrides turn_taking_patience."
-    )
-    participant_interrupt_sensitivity = serializers.ChoiceField(
-        SENSITIVITY, required=False, help_text="Legacy: how easily speech interrupts the agent (high = easily)."
-    )
-    smart_turn_detection = serializers.BooleanField(required=False, help_text="Legacy switch for the complete-thought check.")
-
+class SttLayerSerializer(_layer_fields("stt")):
     def validate_stt_engine(self, value: str) -> str:
         names = engine_names("stt")
         if value not in names:
             raise serializers.ValidationError(f"unknown STT engine {value!r}; available here: {', '.join(names)}")
         return value
 
+    def validate_base_url(self, value: str) -> str:
+        if value and not re.match(r"^(https?|wss?)://[^\s/]+", value):
+            raise serializers.ValidationError("must be an http(s) or ws(s) URL such as https://westeurope.stt.speech.microsoft.com")
+        return value.rstrip("/")
 
-class LlmLayerSerializer(StrictLayerSerializer):
-    layer_name = "llm"
-    model = serializers.CharField(
-        required=False, max_length=200,
-        help_text="An embedded model (see GET /v2/engines), or with `base_url` the model name of that endpoint.",
-    )
-    base_url = serializers.CharField(
-        required=False, allow_blank=True, max_length=2000,
-        help_text="OpenAI-compatible endpoint without /chat/completions (e.g. https://api.openai.com/v1); must stream.",
-    )
-    api_key = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Key for `base_url` (never shown again in full).")
-    headers = serializers.DictField(child=serializers.CharField(max_length=2000), required=False,
-                                    help_text="Extra HTTP headers sent to `base_url`.")
-    extra_body = serializers.DictField(required=False, help_text="Extra JSON fields merged into each request body.")
-    default_query = serializers.DictField(child=serializers.CharField(max_length=500), required=False,
-                                          help_text="Query parameters added to each request.")
-    speculative_inference = serializers.BooleanField(
-        required=False, help_text="Start thinking at a short pause, before the turn is certainly over (default true)."
-    )
-    tools = serializers.ListField(child=serializers.JSONField(), required=False, max_length=64,
-                                  help_text="OpenAI function schemas; calls are sent to the client as conversation.tool_call.")
-    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0, help_text="(ours) Sampling temperature.")
-    max_tokens = serializers.IntegerField(required=False, min_value=16, max_value=4096, help_text="(ours) Longest reply in tokens.")
+    def validate(self, attrs):
+        from conversations.realtime.engines.registry import CLOUD_STT_REQUIRES
 
+        engine = attrs.get("stt_engine", "")
+        if engine in CLOUD_STT_REQUIRES:
+            for name in CLOUD_STT_REQUIRES[engine]:
+                if not attrs.get(name):
+                    raise serializers.ValidationError({name: f"is required by the {engine} STT engine"})
+        else:
+            for name in ("api_key", "base_url"):
+                if attrs.get(name):
+                    raise serializers.ValidationError(
+                        {name: f"is only used by a cloud STT engine, not {engine or 'the embedded Whisper'}"})
+        return attrs
+
+
+class LlmLayerSerializer(_layer_fields("llm")):
     def validate_base_url(self, value: str) -> str:
         return _http_url(value)
 
@@ -248,24 +195,7 @@ class LlmLayerSerializer(StrictLayerSerializer):
         return attrs
 
 
-class TtsLayerSerializer(StrictLayerSerializer):
-    layer_name = "tts"
-    tts_engine = serializers.CharField(required=False, help_text="Text-to-speech engine (see GET /v2/engines).")
-    voice_id = serializers.CharField(required=False, allow_blank=True, max_length=200,
-                                     help_text="Voice of the engine, e.g. `en-us`, `en-gb+f3` or `es` for eSpeak NG.")
-    external_voice_id = serializers.CharField(required=False, allow_blank=True, max_length=200,
-                                              help_text="Voice id at a cloud TTS provider.")
-    api_key = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Key of a cloud TTS provider.")
-    tts_model_name = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Model of a cloud TTS provider.")
-    base_url = serializers.CharField(
-        required=False, allow_blank=True, max_length=2000,
-        help_text="(ours) Endpoint of a remote TTS engine: your own OpenAI-compatible speech server for `openai-tts` "
-                  "(e.g. http://gpu-box:8880/v1), or another region/proxy of a cloud provider.")
-    voice_settings = serializers.DictField(required=False, help_text="`speed` (0.5–2.0, 1 = normal) and engine-specific "
-                                           "settings (`region` for azure; stability, similarity_boost… for elevenlabs).")
-    tts_emotion_control = serializers.BooleanField(required=False, help_text="Let the provider vary emotion (cloud engines).")
-    pronunciation_dictionary_id = serializers.CharField(required=False, allow_blank=True, max_length=200)
-
+class TtsLayerSerializer(_layer_fields("tts")):
     def validate_tts_engine(self, value: str) -> str:
         names = engine_names("tts")
         if value not in names:
@@ -291,10 +221,16 @@ class TtsLayerSerializer(StrictLayerSerializer):
         return attrs
 
     def validate_voice_settings(self, value: dict) -> dict:
+        speed_opt = spec.get("tts", "voice_settings.speed")
         speed = value.get("speed")
         if speed is not None:
-            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.5 <= speed <= 2.0:
-                raise serializers.ValidationError("speed must be a number from 0.5 to 2.0")
+            if isinstance(speed, bool) or not isinstance(speed, (int, float)) or \
+                    not speed_opt.minimum <= speed <= speed_opt.maximum:
+                raise serializers.ValidationError(
+                    f"speed must be a number from {speed_opt.minimum:.1f} to {speed_opt.maximum:.1f}")
+        region = value.get("region")
+        if region is not None and (not isinstance(region, str) or len(region) > spec.get("tts", "voice_settings.region").max_length):
+            raise serializers.ValidationError("region must be a short string such as westeurope")
         return value
 
 
@@ -307,7 +243,7 @@ class LayersSerializer(StrictLayerSerializer):
     tts = TtsLayerSerializer(required=False)
 
 
-SECRET_FIELDS = (("llm", "api_key"), ("tts", "api_key"), ("perception", "api_key"))
+SECRET_FIELDS = tuple((o.layer, o.name) for o in spec.secrets())
 
 
 def validate_layers(layers: Any) -> dict:

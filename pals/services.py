@@ -203,32 +203,11 @@ def pal_delete(*, pal: Pal) -> None:
     pal.delete()
 
 
-STOCK_SYSTEM_PROMPT = (
-    "You are Eileen, a friendly and helpful assistant talking with a person over a video call. "
-    "Answer in one to three short spoken sentences. Be warm and natural. Never use lists, "
-    "markdown, emoji or code: everything you write is spoken aloud."
-)
-
-
 @transaction.atomic
 def pal_stock_ensure() -> Pal:
-    """The stock PAL and the stock face row it uses (the data migration creates them; this puts
-    them back where a database was emptied, e.g. between transactional tests)."""
-    from cvi_site.ids import STOCK_FACE_ID, STOCK_PAL_ID
+    """The stock PAL and the stock face row it uses (``pals.stock``; the data migration creates
+    them; this puts them back where a database was emptied, e.g. between transactional tests)."""
     from faces.models import Face
+    from pals.stock import ensure_stock
 
-    Face.objects.get_or_create(pk=STOCK_FACE_ID, defaults={"face_name": "Eileen (stock)", "source_type": "image"})
-    pal, _ = Pal.objects.get_or_create(pk=STOCK_PAL_ID, defaults={
-        "pal_name": "Friendly assistant (stock)",
-        "system_prompt": STOCK_SYSTEM_PROMPT,
-        "greeting": "Hi! I'm Eileen. What would you like to talk about?",
-        "pipeline_mode": "full",
-        "default_face_id": STOCK_FACE_ID,
-        "layers": {
-            "conversational_flow": {"turn_taking_patience": "medium", "replica_interruptibility": "medium"},
-            "llm": {"speculative_inference": True},
-            "tts": {"voice_id": "en-us+f3", "voice_settings": {"speed": 1.0}},
-            "perception": {"perception_model": "mediapipe"},
-        },
-    })
-    return pal
+    return ensure_stock(Pal, Face)

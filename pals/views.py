@@ -27,7 +27,8 @@ from cvi_site.errors import ApplicationError
 from faces.selectors import face_list
 from pals import selectors, services
 from pals.forms import PalEditorForm, TalkNowForm, service_error_items, voice_choices
-from pals.layers import PERCEPTION_ALIASES, SECRET_FIELDS, validate_layers
+from conversations.realtime import layerspec
+from pals.layers import SECRET_FIELDS, validate_layers
 from pals.models import Pal
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def perception_coverage(model: str | None, queries: Any) -> dict[str, Any]:
     if isinstance(queries, str):
         queries = [line.strip() for line in queries.splitlines() if line.strip()]
     queries = [str(q) for q in queries or []]
-    engine = PERCEPTION_ALIASES.get(model or "", model or "") or "mediapipe"
+    engine = layerspec.get("perception", "perception_model").canonical(model or "") or "mediapipe"
     if engine == "off":
         return {"engine": "off", "answerable": [], "unanswerable": queries,
                 "note": "Perception is off: the agent sees nothing and no query is answered."}

@@ -54,18 +54,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from . import layerspec as spec
+from .layerspec import SENSITIVITIES
+
 Level = Literal["low", "medium", "high"]
 Sensitivity = Literal["superlow", "verylow", "low", "medium", "high", "auto"]
 PipelineMode = Literal["full", "echo"]
 
-LEVELS: tuple[str, ...] = ("low", "medium", "high")
-SENSITIVITIES: tuple[str, ...] = ("superlow", "verylow", "low", "medium", "high", "auto")
 PIPELINE_MODES: tuple[str, ...] = ("full", "echo")
-#: conversational_flow.turn_detection_model: the end-of-turn model plus the transcript, or pauses only
-TURN_DETECTION_MODELS: tuple[str, ...] = ("smart-turn", "vad")
-#: the hosted product's model names, which mean our trained model
-TURN_DETECTION_ALIASES: Mapping[str, str] = types.MappingProxyType(
-    {"sparrow-0": "smart-turn", "sparrow-1": "smart-turn"})
+#: conversational_flow.turn_detection_model's choices: the end-of-turn model plus the transcript, or pauses only
+TURN_DETECTION_MODELS: tuple[str, ...] = spec.get("conversational_flow", "turn_detection_model").choices
 
 
 @dataclass(frozen=True)
@@ -177,13 +175,13 @@ def _str(value: Any, field_name: str) -> str:
 class FlowConfig:
     """conversational_flow (+ the legacy stt sensitivities), resolved."""
 
-    turn_taking_patience: str = "medium"
-    replica_interruptibility: str = "medium"
+    turn_taking_patience: str = spec.default("conversational_flow", "turn_taking_patience")
+    replica_interruptibility: str = spec.default("conversational_flow", "replica_interruptibility")
     pause_sensitivity: str = "auto"  # legacy; "auto" = follow turn_taking_patience
     interrupt_sensitivity: str = "auto"
     smart_turn_detection: bool = True
-    #: "smart-turn" | "vad" ("" = the default, smart-turn)
-    turn_detection_model: str = ""
+    #: one of TURN_DETECTION_MODELS
+    turn_detection_model: str = spec.default("conversational_flow", "turn_detection_model")
     #: silence (ms) at which the pipeline starts transcribing (and, if speculative, thinking)
     speculative_pause_ms: int = 200
 
@@ -220,6 +218,9 @@ class FlowConfig:
 class STTConfig:
     stt_engine: str = ""
     hotwords: str = ""
+    #: a cloud engine's key and endpoint (azure-stt)
+    api_key: str = field(default="", repr=False)
+    base_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -230,10 +231,10 @@ class LLMConfig:
     headers: Mapping[str, str] = field(default_factory=lambda: types.MappingProxyType({}), repr=False)
     extra_body: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
     default_query: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
-    speculative_inference: bool = True
+    speculative_inference: bool = spec.default("llm", "speculative_inference")
     tools: tuple[Mapping[str, Any], ...] = ()
-    max_tokens: int = 160
-    temperature: float = 0.7
+    max_tokens: int = spec.default("llm", "max_tokens")
+    temperature: float = spec.default("llm", "temperature")
 
     def tool_schemas(self) -> list[dict[str, Any]] | None:
         return [dict(t) for t in self.tools] or None
@@ -246,7 +247,7 @@ class TTSConfig:
     api_key: str = field(default="", repr=False)
     tts_model_name: str = ""
     base_url: str = ""  # a remote engine's endpoint (default: the provider's)
-    speed: float = 1.0
+    speed: float = spec.default("tts", "voice_settings.speed")
     voice_settings: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
 
@@ -295,29 +296,27 @@ class PipelineConfig:
         tts_l = dict(layers.get("tts") or {})
 
         mode = _choice(pipeline_mode, PIPELINE_MODES, "pipeline_mode", "full")
-        interruptibility = flow_l.get("replica_interruptibility", flow_l.get("pal_interruptibility"))
+        interruptibility = _option(flow_l, "conversational_flow", "replica_interruptibility")
         flow = FlowConfig(
-            turn_taking_patience=_choice(flow_l.get("turn_taking_patience"), LEVELS,
-                                         "turn_taking_patience", "medium"),
-            replica_interruptibility=_choice(interruptibility, LEVELS,
-                                             "replica_interruptibility", "medium"),
-            pause_sensitivity=_choice(stt_l.get("participant_pause_sensitivity"), SENSITIVITIES,
-                                      "participant_pause_sensitivity", "auto"),
-            interrupt_sensitivity=_choice(stt_l.get("participant_interrupt_sensitivity"),
-                                          SENSITIVITIES, "participant_interrupt_sensitivity", "auto"),
+            turn_taking_patience=_option(flow_l, "conversational_flow", "turn_taking_patience"),
+            replica_interruptibility=interruptibility,
+            pause_sensitivity=_option(stt_l, "stt", "participant_pause_sensitivity") or "auto",
+            interrupt_sensitivity=_option(stt_l, "stt", "participant_interrupt_sensitivity") or "auto",
             smart_turn_detection=_bool(stt_l.get("smart_turn_detection",
                                                  flow_l.get("smart_turn_detection")),
                                        "smart_turn_detection", True),
-            turn_detection_model=_turn_detection_model(flow_l.get("turn_detection_model")),
+            turn_detection_model=_option(flow_l, "conversational_flow", "turn_detection_model"),
         )
         # The newer conversational_flow fields win over the legacy stt ones when both are set.
         if flow_l.get("turn_taking_patience"):
             flow = replace(flow, pause_sensitivity="auto")
-        if interruptibility:
+        if flow_l.get("replica_interruptibility") or flow_l.get("pal_interruptibility"):
             flow = replace(flow, interrupt_sensitivity="auto")
 
         stt = STTConfig(stt_engine=_str(stt_l.get("stt_engine"), "stt_engine"),
-                        hotwords=_hotwords(stt_l.get("hotwords")))
+                        hotwords=_hotwords(stt_l.get("hotwords")),
+                        api_key=_str(stt_l.get("api_key"), "stt.api_key"),
+                        base_url=_str(stt_l.get("base_url"), "stt.base_url").rstrip("/"))
 
         tools = llm_l.get("tools") or ()
         if not isinstance(tools, (list, tuple)) or not all(isinstance(t, Mapping) for t in tools):
@@ -329,22 +328,14 @@ class PipelineConfig:
             headers=_frozen_map(llm_l.get("headers"), "llm.headers"),
             extra_body=_frozen_map(llm_l.get("extra_body"), "llm.extra_body"),
             default_query=_frozen_map(llm_l.get("default_query"), "llm.default_query"),
-            speculative_inference=_bool(llm_l.get("speculative_inference"),
-                                        "llm.speculative_inference", True),
+            speculative_inference=_option(llm_l, "llm", "speculative_inference"),
             tools=tuple(types.MappingProxyType(dict(t)) for t in tools),
-            max_tokens=int(_number(llm_l.get("max_tokens"), "llm.max_tokens", LLMConfig.max_tokens, 16, 4096,
-                                   integer=True)),
-            temperature=_number(llm_l.get("temperature"), "llm.temperature", LLMConfig.temperature, 0.0, 2.0),
+            max_tokens=int(_option(llm_l, "llm", "max_tokens")),
+            temperature=_option(llm_l, "llm", "temperature"),
         )
 
         settings = _frozen_map(tts_l.get("voice_settings"), "tts.voice_settings")
-        speed = settings.get("speed", 1.0)
-        try:
-            speed = float(speed)
-        except (TypeError, ValueError):
-            raise ValueError("tts.voice_settings.speed must be a number") from None
-        if not 0.25 <= speed <= 4.0:
-            raise ValueError("tts.voice_settings.speed must be between 0.25 and 4")
+        speed = _option(settings, "tts", "voice_settings.speed")
         tts = TTSConfig(
             tts_engine=_str(tts_l.get("tts_engine"), "tts.tts_engine"),
             voice_id=_str(tts_l.get("voice_id") or tts_l.get("external_voice_id"), "tts.voice_id"),
@@ -383,11 +374,25 @@ def _number(value: Any, field_name: str, default: float, low: float, high: float
     return float(value)
 
 
-def _turn_detection_model(value: Any) -> str:
+def _option(raw: Mapping[str, Any], layer: str, name: str) -> Any:
+    """One option of a layer from its raw dict, checked against the layer spec: its default
+    when missing, a choice given by another name (or its legacy option name) as ours."""
+    opt = spec.get(layer, name)
+    value = raw.get(opt.name)
+    if value is None and opt.legacy_name:
+        value = raw.get(opt.legacy_name)
     if value is None or value == "":
-        return ""
-    name = TURN_DETECTION_ALIASES.get(value, value) if isinstance(value, str) else value
-    return _choice(name, TURN_DETECTION_MODELS, "turn_detection_model", "") or ""
+        return opt.default
+    where = opt.dotted
+    if opt.kind == "choice":
+        value = opt.canonical(value.strip().lower() if isinstance(value, str) else value)
+        return _choice(value, opt.choices, where, opt.default)
+    if opt.kind == "bool":
+        return _bool(value, where, opt.default)
+    if opt.kind in ("float", "int"):
+        number = _number(value, where, opt.default, opt.minimum, opt.maximum, integer=opt.kind == "int")
+        return int(number) if opt.kind == "int" else number
+    return _str(value, where)
 
 
 def _hotwords(value: Any) -> str:

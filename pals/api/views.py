@@ -116,10 +116,11 @@ class EnginesView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request):
+        from conversations.realtime import layerspec
         from conversations.realtime.engines.registry import available_engines
-        from pals import layers
 
         engines = dict(available_engines())
-        engines["perception"] = [{"name": n} for n in layers.PERCEPTION_MODELS]
-        engines["turn_detection"] = [{"name": n} for n in layers.TURN_DETECTION_MODELS]
+        for kind, layer, name in (("perception", "perception", "perception_model"),
+                                  ("turn_detection", "conversational_flow", "turn_detection_model")):
+            engines[kind] = [{"name": n} for n in layerspec.get(layer, name).choices]
         return Response({"data": engines})

@@ -120,7 +120,7 @@ def test_create_pal_with_every_layer(web, account):
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
         "type": "object", "properties": {"city": {"type": "string"}}}}}]
     r = web.post("/pals/new/", editor_post(
-        greeting="Hi!", cf_turn_taking_patience="high", cf_replica_interruptibility="low", cf_wake_phrase="hey ada",
+        greeting="Hi!", cf_turn_taking_patience="high", cf_replica_interruptibility="low",
         stt_engine="whisper-base", stt_hotwords="Ada, Lovelace", llm_source="endpoint",
         llm_base_url="http://127.0.0.1:8080/v1/", llm_model="local", llm_api_key="sk-abcdefgh12345678",
         llm_headers='{"X-Team": "tutors"}', llm_tools=json.dumps(tools), llm_temperature="0.3",
@@ -131,8 +131,7 @@ def test_create_pal_with_every_layer(web, account):
     pal = Pal.objects.get(account=account, pal_name="Ada")
     assert r["Location"] == f"/pals/{pal.id}/"
     layers = pal.layers
-    assert layers["conversational_flow"] == {"turn_taking_patience": "high", "replica_interruptibility": "low",
-                                             "wake_phrase": "hey ada"}
+    assert layers["conversational_flow"] == {"turn_taking_patience": "high", "replica_interruptibility": "low"}
     assert layers["llm"]["base_url"] == "http://127.0.0.1:8080/v1"  # normalised by the service
     assert layers["llm"]["api_key"] == "sk-abcdefgh12345678"
     assert layers["llm"]["speculative_inference"] is False and layers["llm"]["tools"] == tools
@@ -226,7 +225,7 @@ def test_round_trip_of_an_api_pal_through_the_editor_changes_nothing(web, api):
         "perception": {"perception_model": "mediapipe", "visual_awareness_queries": ["Smiling?"],
                        "perception_analysis_queries": ["Mood?"], "pause_when_absent": True},
         "conversational_flow": {"turn_taking_patience": "low", "replica_interruptibility": "high",
-                                "turn_detection_model": "vad", "idle_engagement": "eager", "voice_isolation": "near"},
+                                "turn_detection_model": "vad"},
         "stt": {"stt_engine": "whisper-base", "hotwords": "Zürich", "participant_pause_sensitivity": "high",
                 "smart_turn_detection": False},
         "llm": {"model": "qwen2.5-0.5b", "max_tokens": 200, "tools": [{"type": "function", "function": {"name": "f"}}]},
