@@ -33,6 +33,9 @@ from .timings import TimedChunker, azure_viseme, locate_words
 TICKS_PER_MS = 10_000  # the SDK's offsets are in 100 ns ticks
 SAMPLE_RATE = 24_000
 DEFAULT_VOICE = "en-US-AvaMultilingualNeural"
+#: audio held for timings before it goes on without them: the service sends word boundaries and
+#: visemes before the audio they describe, but the SDK's callbacks may deliver audio first
+UNTIMED_AFTER_MS = 2000.0
 #: the longest pause Azure's recogniser may hear inside one turn without ending its result (ms)
 SEGMENT_SILENCE_MS = 5000
 #: ISO 639-1 → the locale Azure's recogniser wants (others: "xx-XX" from the code)
@@ -176,7 +179,7 @@ class AzureTTS(TextToSpeech):
             synth = self._synthesizer()
             self._loop, self._queue = asyncio.get_running_loop(), asyncio.Queue()
             queue = self._queue
-            chunker = TimedChunker(text, self.sample_rate, untimed_after_ms=600.0)
+            chunker = TimedChunker(text, self.sample_rate, untimed_after_ms=UNTIMED_AFTER_MS)
             state: dict[str, int] = {}
             synth.speak_ssml_async(self.ssml(text, voice))
             finished = False

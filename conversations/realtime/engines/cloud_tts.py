@@ -121,7 +121,7 @@ class ElevenLabsTTS(HTTPStreamingTTS):
 
     name = "elevenlabs"
     default_base_url = "https://api.elevenlabs.io"
-    untimed_after_ms = 600.0
+    untimed_after_ms = 1000.0
 
     def request(self, text: str, voice: VoiceOptions) -> dict[str, Any]:
         settings = {k: v for k, v in self.settings.items() if k != "region"}
@@ -177,7 +177,7 @@ class CartesiaTTS(HTTPStreamingTTS):
     name = "cartesia"
     default_base_url = "https://api.cartesia.ai"
     api_version = "2025-04-16"
-    untimed_after_ms = 600.0
+    untimed_after_ms = 1000.0
 
     def request(self, text: str, voice: VoiceOptions) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -172,6 +172,7 @@ class TimedChunker:
         self._last_phoneme: PhonemeTiming | None = None  # the one sounding at _start_ms
         self._text_pos = 0  # index in text where the next chunk's text starts
         self._timed = False
+        self._untimed = False  # gave up waiting for timings: the rest goes on without them
         self._phonemes_seen = False
         self._phonemes_until = 0.0  # the latest phoneme start received
         self._chunks = 0
@@ -182,10 +183,14 @@ class TimedChunker:
         self._bytes_in += len(data)
 
     def add_words(self, words: Iterable[WordTiming]) -> None:
+        if self._untimed:
+            return  # the audio already went on without timings: it keeps going that way
         self._words += words
         self._timed = True
 
     def add_phonemes(self, phonemes: Iterable[PhonemeTiming]) -> None:
+        if self._untimed:
+            return
         for p in phonemes:
             self._phonemes.append(p)
             self._phonemes_until = max(self._phonemes_until, p.start_ms)
@@ -202,6 +207,7 @@ class TimedChunker:
         if not self._timed:
             if self.audio_ms < self.untimed_after_ms and not final:
                 return out
+            self._untimed = True
             while len(self._pcm) // 2 >= self.piece_samples:
                 out.append(self._cut(self.piece_samples, untimed=True))
             if final and (len(self._pcm) >= 2 or self._chunks == 0):

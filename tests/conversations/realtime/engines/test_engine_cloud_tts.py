@@ -217,3 +217,19 @@ def speak_back(stt):
         pcm = resample(audio.astype(np.float32) / 32768, 48_000, 16_000)
         return stt.transcribe_blocking(pcm, language="en").text
     return _hear
+
+
+def test_timings_that_come_after_the_audio_went_on_without_them_are_ignored():
+    """A stream that sent no timings for its first audio goes on untimed to its end: timings
+    arriving later cannot give the phrase's text a second time (seen under load with Azure)."""
+    from conversations.realtime.engines.base import WordTiming
+    from conversations.realtime.engines.timings import TimedChunker
+
+    chunker = TimedChunker("Hello there.", 24_000, untimed_after_ms=100.0)
+    chunker.add_audio(b"\x00\x01" * 4800)  # 200 ms
+    out = chunker.chunks()
+    chunker.add_words([WordTiming("Hello", 0, 90, 0, 5), WordTiming("there", 90, 180, 6, 5)])
+    chunker.add_audio(b"\x00\x01" * 2400)
+    out += chunker.chunks() + chunker.chunks(final=True)
+    assert [c.text for c in out if c.text] == ["Hello there."]
+    assert not any(c.words or c.phonemes for c in out) and sum(len(c.pcm) for c in out) == 7200
