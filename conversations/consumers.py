@@ -17,7 +17,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from conversations.session import CAPACITY, JoinRefused, load_session_config, session_for
+from conversations.live.config import load_session_config
+from conversations.live.registry import CAPACITY, JoinRefused, session_for
 from cvi_site.logging import conversation_id_var
 
 logger = logging.getLogger(__name__)

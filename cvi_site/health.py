@@ -97,7 +97,7 @@ def _process() -> dict:
     rate and where its event loop went (stalls)."""
     from conversations.realtime.loopwatch import loop_watch
     from conversations.realtime.transport import VIDEO_GOVERNOR
-    from conversations.session import live_session_count
+    from conversations.live.registry import live_session_count
 
     watch = loop_watch()
     return {"pid": os.getpid(), "live_calls": live_session_count(),

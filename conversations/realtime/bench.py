@@ -13,7 +13,7 @@ j/48 ms):
 - ``wer``: word error rate of the final transcripts against the sentences spoken (0..1).
 
 The pipeline comes from the caller (``manage.py bench_pipeline`` builds it exactly as a live
-call does: ``session.load_session_config`` + ``session.pipeline_for``); nothing here changes
+call does: ``live.config.load_session_config`` + ``live.config.pipeline_for``); nothing here changes
 its configuration. It returns ``{"turns", "u2u_ms": {p50, p95, max}, "stages": {...},
 "wer", "rtf": {...}, "per_turn": [...]}``.
 """

@@ -5,7 +5,7 @@ import pytest
 
 from conversations.benchmarks import live_session_config
 from conversations.services import conversation_create
-from conversations.session import load_session_config
+from conversations.live.config import load_session_config
 
 
 @pytest.mark.django_db

@@ -46,7 +46,7 @@ async def _connect(path):
 
 
 async def _end_all():
-    from conversations.session import SESSIONS
+    from conversations.live.registry import SESSIONS
 
     for session in list(SESSIONS.values()):
         await session.end("test over", record=False)
@@ -145,7 +145,7 @@ def test_real_offer_gets_an_answer_and_left_timeout_ends_the_call(conversation):
         assert pc.connectionState == "connected"
         await ws.disconnect()
         await pc.close()
-        from conversations.session import SESSIONS
+        from conversations.live.registry import SESSIONS
         for _ in range(100):
             if conv.id not in SESSIONS:
                 break
@@ -162,7 +162,7 @@ def test_a_join_beyond_the_process_limit_is_refused_and_nothing_is_left_open(con
     """Admission control: the process holds MAX_LIVE_CALLS_PER_PROCESS calls; the next join gets
     the documented error, its conversation ends with the reason (and an error event), and no
     session or reservation is left behind."""
-    from conversations import session as session_module
+    from conversations.live import registry as session_module
     from conversations.models import ConversationEvent
 
     first_conv, second_conv, third = conversation(), conversation(), conversation()
@@ -229,7 +229,7 @@ async def _reply_to(ws, text):
 def test_a_dropped_peer_rejoins_within_the_grace_period_and_the_call_goes_on(conversation):
     """The media drops (the peer connection dies), then the WebSocket too; the page comes back
     within participant_left_timeout and the same live session answers, history included."""
-    from conversations.session import SESSIONS
+    from conversations.live.registry import SESSIONS
 
     conv = conversation(properties={"participant_left_timeout": 30})
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from conversations.services import conversation_create
-from conversations.session import build_engines, load_session_config
+from conversations.live.config import build_engines, load_session_config
 from tests.factories import make_face, make_pal
 
 pytestmark = pytest.mark.django_db

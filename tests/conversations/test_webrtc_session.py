@@ -83,7 +83,7 @@ async def _client(conversation_id: str) -> CVIClient:
 
 
 async def _end_sessions():
-    from conversations.session import SESSIONS
+    from conversations.live.registry import SESSIONS
 
     for session in list(SESSIONS.values()):
         await session.end("test over", record=False)
@@ -174,7 +174,7 @@ def test_a_recorded_call_gives_one_file_with_the_face_the_reply_and_the_person(s
     conv = stock_conversation(properties={"enable_recording": True})
 
     async def scenario():
-        from conversations.session import SESSIONS
+        from conversations.live.registry import SESSIONS
 
         client = await _client(conv.id)
         try:

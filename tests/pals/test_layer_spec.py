@@ -107,7 +107,7 @@ def test_every_supported_option_reaches_what_a_call_reads(opt):
     assert cfg.layers[opt.layer][opt.name] == value
     module = importlib.import_module({"perception.monitor": "conversations.realtime.perception.monitor",
                                       "perception.vision_llm": "conversations.realtime.perception.monitor",
-                                      "session (perception policy)": "conversations.session"}[opt.consumer])
+                                      "session (perception policy)": "conversations.live.perception"}[opt.consumer])
     assert opt.name in inspect.getsource(module), f"{opt.consumer} does not read {opt.name}"
 
 

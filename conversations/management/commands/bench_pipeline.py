@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, turns, utterances, voices, pal, language, json_path, **options):
         from conversations.realtime.bench import DEFAULT_VOICES, run_pipeline_bench
         from conversations.realtime.engines import registry
-        from conversations.session import build_engines, pipeline_for
+        from conversations.live.config import build_engines, pipeline_for
         from cvi_site.llmservice import llm_service_as_served
 
         if turns < 1:

@@ -30,7 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args, cases, pal, language, voices, pause_ms, json_path, **options):
         from conversations.realtime.bench import DEFAULT_VOICES, parse_turn_cases, run_turn_end_bench
         from conversations.realtime.engines import registry
-        from conversations.session import build_engines, pipeline_for
+        from conversations.live.config import build_engines, pipeline_for
         from cvi_site.llmservice import llm_service_as_served
 
         try:

@@ -95,7 +95,7 @@ async def _client(conversation_id: str, script: tuple[tuple[float, str], ...]) -
 
 
 async def _end_sessions():
-    from conversations.session import SESSIONS
+    from conversations.live.registry import SESSIONS
 
     for session in list(SESSIONS.values()):
         await session.end("test over", record=False)
@@ -115,7 +115,7 @@ def test_camera_frames_reach_perception_and_the_next_prompt(conversation, llm):
                                               where=lambda e: e["properties"].get("role") == "user")
             await client.wait_event("conversation.utterance", timeout=30,
                                     where=lambda e: e["properties"].get("role") == "replica")
-            from conversations.session import SESSIONS
+            from conversations.live.registry import SESSIONS
 
             stats = SESSIONS[conv.id].perception.stats
             await SESSIONS[conv.id].end("test over", record=False)
@@ -218,7 +218,7 @@ def test_perception_off_and_audio_only_create_no_monitor(conversation, llm):
     audio = conversation({"perception_model": "mediapipe"}, audio_only=True)
 
     async def scenario():
-        from conversations.session import session_for
+        from conversations.live.registry import session_for
 
         found = []
         for conv in (off, audio):

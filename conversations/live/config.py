@@ -1,0 +1,117 @@
+"""What a live call runs, read once: the frozen ``SessionConfig`` (the session-config selector,
+never a model instance), the engines its pipeline gets, the pipeline itself and the face renderer.
+The benchmarks build theirs through the same functions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from conversations.realtime.agent import ConversationPipeline, EngineBundle
+from conversations.realtime.config import PipelineConfig
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    conversation_id: str
+    account_id: int
+    status: str
+    pipeline: PipelineConfig
+    face_id: str | None
+    face_assets: str | None
+    audio_only: bool
+    greenscreen: bool
+    closed_captions: bool
+    require_auth: bool
+    meeting_token: str = field(repr=False, default="")
+    max_participants: int | None = None
+    max_call_duration: float = 3600
+    participant_left_timeout: float = 0
+    participant_absent_timeout: float = 300
+    created_at_epoch: float = 0.0
+    callback_url: str = ""
+    enable_recording: bool = False
+
+
+def load_session_config(conversation_id: str) -> SessionConfig | None:
+    """Read everything a session needs from the database, once, into frozen data."""
+    from conversations.selectors import conversation_get_public
+    from faces.services import face_assets_dir
+
+    conv = conversation_get_public(conversation_id=conversation_id)
+    if conv is None:
+        return None
+    snap = conv.pal_snapshot or {}
+    props = conv.properties or {}
+    greeting = conv.custom_greeting or snap.get("greeting", "")
+    pipeline = PipelineConfig.from_layers(
+        snap.get("system_prompt", ""),
+        snap.get("context", ""),
+        snap.get("layers") or {},
+        conversational_context=conv.conversational_context,
+        custom_greeting=greeting,
+        language=props.get("language", "english"),
+        pipeline_mode=snap.get("pipeline_mode", "full"),
+    )
+    assets = None
+    if conv.face is not None and conv.face.status == "ready":
+        assets = str(face_assets_dir(conv.face))
+    return SessionConfig(
+        conversation_id=conv.pk,
+        account_id=conv.account_id,
+        status=conv.status,
+        pipeline=pipeline,
+        face_id=conv.face_id,
+        face_assets=assets,
+        audio_only=conv.audio_only,
+        greenscreen=bool(props.get("apply_greenscreen")),
+        closed_captions=bool(props.get("enable_closed_captions", True)),
+        require_auth=conv.require_auth,
+        meeting_token=conv.meeting_token,
+        max_participants=conv.max_participants,
+        max_call_duration=float(props.get("max_call_duration", 3600)),
+        participant_left_timeout=float(props.get("participant_left_timeout", 0)),
+        participant_absent_timeout=float(props.get("participant_absent_timeout", 300)),
+        created_at_epoch=conv.created_at.timestamp(),
+        callback_url=conv.callback_url,
+        enable_recording=bool(props.get("enable_recording")),
+    )
+
+
+def build_engines(config: PipelineConfig) -> EngineBundle:
+    """The engines this PAL asks for: embedded ones are loaded once per process and shared by
+    every session; a remote LLM endpoint gets a client of its own. Runs in a thread."""
+    from conversations.realtime.engines import registry
+
+    echo = config.pipeline_mode == "echo"
+    llm = None
+    if not echo:
+        llm = registry.get_llm(
+            config.llm.model or None, base_url=config.llm.base_url or None, api_key=config.llm.api_key or None,
+            model=config.llm.model or None, headers=dict(config.llm.headers), extra_body=dict(config.llm.extra_body),
+            default_query=dict(config.llm.default_query),
+        )
+    return EngineBundle(
+        vad=registry.get_vad(),
+        tts=registry.get_tts(config.tts.tts_engine or None, api_key=config.tts.api_key, voice_id=config.tts.voice_id,
+                             model=config.tts.tts_model_name, base_url=config.tts.base_url,
+                             settings={k: v for k, v in config.tts.voice_settings.items() if k != "speed"}),
+        stt=None if echo else registry.get_stt(config.stt.stt_engine or None, language=config.language_code,
+                                               api_key=config.stt.api_key, base_url=config.stt.base_url),
+        llm=llm,
+        turn=registry.get_turn_model() if not echo and config.flow.smart_turn else None,
+    )
+
+
+def pipeline_for(config: SessionConfig, engines: EngineBundle, **hooks: Any) -> ConversationPipeline:
+    """The pipeline a live call of ``config`` runs, with the live settings (the input buffer
+    and everything else are ConversationPipeline's defaults); the benchmarks build theirs here
+    too. ``hooks``: event sink, renderer, visual context provider."""
+    return ConversationPipeline(config.pipeline, engines, conversation_id=config.conversation_id, **hooks)
+
+
+def build_renderer(config: SessionConfig):
+    if config.audio_only or not config.face_assets:
+        return None
+    from faces.renderer import create_renderer
+
+    return create_renderer(config.face_assets, greenscreen=config.greenscreen)
