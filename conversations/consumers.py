@@ -49,7 +49,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 raise JoinRefused("unauthorized", "this conversation is private: a valid meeting token is required")
             session = await session_for(self.conversation_id)
             self.participant = await session.join(self.send_json)
-            session.base_url = session.base_url or self._base_url()
         except JoinRefused as exc:
             await self.send_json({"type": "error", "code": exc.code, "message": str(exc)})
             await self.close(code=4000 + {"not_found": 4, "unauthorized": 3, "ended": 10, "full": 9,
@@ -62,16 +61,6 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             "closed_captions": cfg.closed_captions, "greenscreen": cfg.greenscreen,
             "ice_servers": [],
         }})
-
-    def _base_url(self) -> str:
-        """This server as the participant reached it (for links such as a recording's)."""
-        headers = dict(self.scope.get("headers") or [])
-        host = headers.get(b"host", b"").decode("latin-1")
-        if not host:
-            server = self.scope.get("server") or ("localhost", 8000)
-            host = f"{server[0]}:{server[1]}"
-        scheme = "https" if self.scope.get("scheme") in ("wss", "https") else "http"
-        return f"{scheme}://{host}"
 
     async def disconnect(self, code: int) -> None:
         if self.session is not None and self.participant is not None:

@@ -19,6 +19,9 @@ class Conversation(models.Model):
     conversation_name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     callback_url = models.URLField(max_length=2000, blank=True)
+    #: this server's URL for links the call emits (a recording's storage_uri): PUBLIC_URL, else the
+    #: host of the authenticated request that created the conversation, never a participant's
+    public_base_url = models.CharField(max_length=2000, blank=True, default="")
     conversational_context = models.TextField(blank=True)
     custom_greeting = models.TextField(blank=True)
     audio_only = models.BooleanField(default=False)

@@ -165,7 +165,9 @@ def _check_stt_language(pal, language: str) -> None:
 
 
 @transaction.atomic
-def conversation_create(*, account: Account, data: dict[str, Any]) -> Conversation:
+def conversation_create(*, account: Account, data: dict[str, Any], base_url: str = "") -> Conversation:
+    """A new conversation. ``base_url``: where the authenticated caller reached this server (links
+    the call emits use it when PUBLIC_URL is not set)."""
     serializer = ConversationInputSerializer(data=data)
     serializer.is_valid(raise_exception=True)
     values = dict(serializer.validated_data)
@@ -182,7 +184,8 @@ def conversation_create(*, account: Account, data: dict[str, Any]) -> Conversati
         if live >= account_conversation_limit(account=account):
             raise ApplicationError(LIMIT_BODY["message"], body=LIMIT_BODY)
 
-    conversation = Conversation(account=account, pal=pal, face=face, properties=properties, pal_snapshot=pal_snapshot(pal), **values)
+    conversation = Conversation(account=account, pal=pal, face=face, properties=properties, pal_snapshot=pal_snapshot(pal),
+                                public_base_url=base_url.rstrip("/"), **values)
     if conversation.require_auth:
         conversation.meeting_token = secrets.token_urlsafe(24)
     if test_mode:

@@ -69,8 +69,8 @@ class ConversationSession:
         self.perception = None  # PerceptionMonitor when the PAL's perception layer is on (set in open)
         self.perception_policy: PerceptionPolicy | None = None
         self.recorder = None  # CallRecorder with properties.enable_recording (set in open)
-        #: where this server is reached (from the first participant's request; PUBLIC_URL wins)
-        self.base_url = settings.PUBLIC_URL
+        #: where this server is reached, for the links the call emits (never a participant's Host)
+        self.base_url = config.base_url
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:

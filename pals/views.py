@@ -176,7 +176,7 @@ def pal_talk(request: HttpRequest, pal_id: str) -> HttpResponse:
     form = TalkNowForm(request.POST if request.method == "POST" else None, faces=faces, pal=pal)
     if request.method == "POST" and form.is_valid():
         try:
-            conversation = conversation_create(account=request.user, data=form.to_data(pal))
+            conversation = conversation_create(account=request.user, data=form.to_data(pal), base_url=base_url(request))
         except SERVICE_ERRORS as exc:
             for path, message in service_error_items(exc):
                 field = {"replica_id/face_id": "face_id", "face_id": "face_id",

@@ -131,7 +131,7 @@ class ConversationViewSet(viewsets.ViewSet):
 
     @extend_schema(request=services.ConversationInputSerializer, responses={200: ConversationCreatedSerializer})
     def create(self, request):
-        conversation = services.conversation_create(account=request.user, data=request.data)
+        conversation = services.conversation_create(account=request.user, data=request.data, base_url=base_url(request))
         return Response(render_conversation(conversation, request, created=True))
 
     @extend_schema(parameters=[OpenApiParameter("verbose", bool)], responses=ConversationOutputSerializer)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
 from conversations.realtime.config import PipelineConfig
 
@@ -30,6 +32,8 @@ class SessionConfig:
     created_at_epoch: float = 0.0
     callback_url: str = ""
     enable_recording: bool = False
+    #: this server's URL for the links the call emits (PUBLIC_URL, else the creating request's host)
+    base_url: str = ""
 
 
 def load_session_config(conversation_id: str) -> SessionConfig | None:
@@ -74,6 +78,7 @@ def load_session_config(conversation_id: str) -> SessionConfig | None:
         created_at_epoch=conv.created_at.timestamp(),
         callback_url=conv.callback_url,
         enable_recording=bool(props.get("enable_recording")),
+        base_url=settings.PUBLIC_URL or conv.public_base_url,
     )
 
 

@@ -260,3 +260,37 @@ def test_a_dropped_peer_rejoins_within_the_grace_period_and_the_call_goes_on(con
         await _end_all()
 
     run(scenario(), timeout=120)
+
+
+def test_links_a_call_emits_use_the_creating_requests_host_never_a_participants(api, account, settings):
+    """A recording's storage_uri (sent in a signed webhook that a backend fetches with its API key)
+    is built from PUBLIC_URL or the host of the authenticated API request that created the
+    conversation: a participant's Host header cannot choose it."""
+    from conversations.live.config import load_session_config
+
+    settings.PUBLIC_URL = ""
+    face = make_face(account=account)
+    pal = make_pal(account=account, face=face)
+    created = api.post("/v2/conversations", {"persona_id": pal.id, "replica_id": face.id}, format="json",
+                       HTTP_HOST="api.example.com")
+    assert created.status_code == 200, created.content
+    conv_id = created.json()["conversation_id"]
+
+    async def scenario():
+        await _end_all()
+        ws = WebsocketCommunicator(application, f"/ws/conversations/{conv_id}/",
+                                   headers=[(b"host", b"attacker.example")])
+        connected, _ = await ws.connect(timeout=10)
+        assert connected
+        joined = await ws.receive_json_from(timeout=30)
+        assert joined["type"] == "joined"
+        from conversations.live.registry import SESSIONS
+
+        base = SESSIONS[conv_id].base_url
+        await ws.disconnect()
+        await _end_all()
+        return base
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 120)) == "http://api.example.com"
+    settings.PUBLIC_URL = "https://cvi.example.org"
+    assert load_session_config(conv_id).base_url == "https://cvi.example.org"

@@ -65,6 +65,11 @@ class Command(BaseCommand):
         shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
         base = settings.PUBLIC_URL or f"http://{shown}:{port}"
         self.stdout.write(self.style.SUCCESS(f"\nOpenCVI is running: open {base}/  (health: {base}/healthz)"))
+        if not settings.PUBLIC_URL:
+            self.stdout.write(self.style.WARNING(
+                "PUBLIC_URL is not set: links this server emits (conversation_url, recordings in webhooks) use "
+                "the host of the API request that created each conversation. Set PUBLIC_URL to this server's "
+                "public address in production."))
         self.stdout.write("Press Ctrl-C to stop.\n")
 
         stopping = False
