@@ -16,7 +16,7 @@ from conversations.models import Conversation, ConversationEvent, Utterance
 from cvi_site.errors import ApplicationError
 from cvi_site.models import Account
 from cvi_site.selectors import account_conversation_limit
-from cvi_site.serializers import StrictSerializer
+from cvi_site.serializers import OutboundURLField, StrictSerializer
 from cvi_site.webhooks import webhook_send
 from faces.models import Face
 
@@ -93,7 +93,7 @@ class ConversationInputSerializer(StrictSerializer):
                                                    help_text="Appended to the PAL's prompt for this session.")
     custom_greeting = serializers.CharField(max_length=2000, required=False, allow_blank=True,
                                             help_text="Spoken first; never interruptible.")
-    callback_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
+    callback_url = OutboundURLField(max_length=2000, required=False, allow_blank=True)
     audio_only = serializers.BooleanField(required=False)
     test_mode = serializers.BooleanField(required=False, help_text="Create it already ended; nothing joins.")
     require_auth = serializers.BooleanField(required=False, help_text="Private: the response adds meeting_token.")

@@ -28,3 +28,19 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({"non_field_errors": [self.unknown_message(unknown)]})
         return super().to_internal_value(data)
+
+
+class OutboundURLField(serializers.URLField):
+    """A URL the server will fetch or call on the account's behalf (webhooks, media to train
+    on): http(s) only, and no private address while ``ALLOW_PRIVATE_URLS`` is off, checked
+    when it is saved rather than only when it is used."""
+
+    def to_internal_value(self, data):
+        from cvi_site.validators import outbound_url_problem
+
+        value = super().to_internal_value(data)
+        if value:
+            problem = outbound_url_problem(value)
+            if problem:
+                raise serializers.ValidationError(problem)
+        return value

@@ -37,8 +37,21 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"])
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# The production switch: behind a TLS-terminating proxy (X-Forwarded-Proto), secure cookies, HSTS and
+# a redirect to https; the site's host names must then be listed (README, "Deployment").
+HTTPS = env_bool("DJANGO_HTTPS", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if HTTPS else ["*"])
+if HTTPS and (not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS):
+    raise ConfigError("DJANGO_ALLOWED_HOSTS", "must list this site's host names (not *) when DJANGO_HTTPS is on")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [f"https://{h}" for h in ALLOWED_HOSTS] if HTTPS else [])
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the proxy's health checks may come over plain http
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 # Public base URL used to build conversation_url; empty: taken from the request's host.
 PUBLIC_URL = env_url("PUBLIC_URL", schemes=("http", "https")).rstrip("/")
 
@@ -146,6 +159,8 @@ MEDIA_ROOT = DATA_DIR / "media"
 
 # Request size limits (a clear 413 above them, see cvi_site.middleware).
 MAX_JSON_BODY_BYTES = env_int("MAX_JSON_BODY_BYTES", 1_000_000, minimum=1024)
+# Deepest nesting of arrays and objects a JSON body may have (tool schemas need ~10): a 400 beyond.
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64, minimum=8)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 200 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_JSON_BODY_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -208,7 +223,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "cvi_site.parsers.DepthLimitedJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

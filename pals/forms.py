@@ -155,6 +155,7 @@ def _form_kind(opt: spec.Option) -> str:
     if opt.kind == "bool":
         return "tristate" if opt.default is None else "bool_off" if opt.default else "bool_on"
     return {"choice": "choice", "engine": "choice", "secret": "secret", "str_map": "json", "json_map": "json",
+            "secret_map": "json",  # shown with its values masked; a masked value sent back keeps the stored one
             "tools": "json", "str_list": "lines", "float": "float", "int": "int"}.get(opt.kind, "str")
 
 
@@ -192,7 +193,7 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 ) + (
     ("knowledge", "Knowledge and guardrails", ("document_ids", "document_tags", "objectives_id", "guardrail_ids")),
 )
-SECRET_CLEAR = {o.form_field: o.form_field + "_clear" for o in EDITOR_OPTIONS if o.secret}
+SECRET_CLEAR = {o.form_field: o.form_field + "_clear" for o in EDITOR_OPTIONS if o.kind == "secret"}
 
 
 def _ta(rows: int = 3, **attrs) -> forms.Textarea:
@@ -255,7 +256,7 @@ def _spec_fields() -> dict[str, forms.Field]:
     fields: dict[str, forms.Field] = {}
     for opt in EDITOR_OPTIONS:
         fields[opt.form_field] = _editor_field(opt)
-        if opt.secret:
+        if opt.form_field in SECRET_CLEAR:
             fields[SECRET_CLEAR[opt.form_field]] = forms.BooleanField(label="Remove the stored key", required=False)
     return fields
 

@@ -71,7 +71,7 @@ def _field(opt: spec.Option) -> serializers.Field:
         return serializers.FloatField(min_value=opt.minimum, max_value=opt.maximum, **common)
     if kind == "int":
         return serializers.IntegerField(min_value=int(opt.minimum), max_value=int(opt.maximum), **common)
-    if kind == "str_map":
+    if kind in ("str_map", "secret_map"):
         return serializers.DictField(child=serializers.CharField(max_length=2000), **common)
     if kind == "json_map":
         return serializers.DictField(**common)
@@ -91,9 +91,16 @@ def _layer_fields(layer: str) -> type[StrictLayerSerializer]:
     return type(f"{layer.title().replace('_', '')}Fields", (StrictLayerSerializer,), attrs)
 
 
-def _http_url(value: str) -> str:
-    if value and not re.match(r"^https?://[^\s/]+", value):
-        raise serializers.ValidationError("must be an http(s) URL such as https://api.example.com/v1")
+def _http_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """An endpoint URL: one of ``schemes``, and no private address while ALLOW_PRIVATE_URLS is off."""
+    from cvi_site.validators import outbound_url_problem, scheme_names
+
+    if value and not re.match(r"^[a-z]+://[^\s/]+", value):
+        raise serializers.ValidationError(f"must be an {scheme_names(schemes)} URL such as https://api.example.com/v1")
+    if value:
+        problem = outbound_url_problem(value, schemes=schemes)
+        if problem:
+            raise serializers.ValidationError(problem)
     return value.rstrip("/")
 
 
@@ -154,9 +161,7 @@ class SttLayerSerializer(_layer_fields("stt")):
         return value
 
     def validate_base_url(self, value: str) -> str:
-        if value and not re.match(r"^(https?|wss?)://[^\s/]+", value):
-            raise serializers.ValidationError("must be an http(s) or ws(s) URL such as https://westeurope.stt.speech.microsoft.com")
-        return value.rstrip("/")
+        return _http_url(value, schemes=("http", "https", "ws", "wss"))
 
     def validate(self, attrs):
         from conversations.realtime.engines.registry import CLOUD_STT_REQUIRES
@@ -263,11 +268,37 @@ def _plain(value):
     return value
 
 
+def _mask(value: Any) -> Any:  # noqa: ANN401
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, str) and value:
+        return "****" + value[-4:] if len(value) > 8 else "****"
+    return value
+
+
 def mask_secrets(layers: dict) -> dict:
-    """A copy of ``layers`` safe to show: secrets reduced to their last four characters."""
+    """A copy of ``layers`` safe to show: secrets (and each value of a secret map) reduced to
+    their last four characters."""
     out = _plain(layers)
     for layer, field in SECRET_FIELDS:
-        value = out.get(layer, {}).get(field)
-        if value:
-            out[layer][field] = "****" + value[-4:] if len(value) > 8 else "****"
+        if out.get(layer, {}).get(field):
+            out[layer][field] = _mask(out[layer][field])
     return out
+
+
+def keep_stored_secrets(stored: dict, new: Any) -> None:  # noqa: ANN401
+    """In ``new`` (layers sent by a client), a secret that is the masked form of the stored one
+    means "keep the stored secret": put it back (for a secret map, value by value)."""
+    if not isinstance(new, dict):
+        return
+    for layer, field in SECRET_FIELDS:
+        old_value = (stored.get(layer) or {}).get(field)
+        sent = (new.get(layer) or {}).get(field) if isinstance(new.get(layer), dict) else None
+        if not old_value or not sent:
+            continue
+        if isinstance(old_value, dict) and isinstance(sent, dict):
+            for key, value in sent.items():
+                if key in old_value and value == _mask(old_value[key]):
+                    sent[key] = old_value[key]
+        elif sent == _mask(old_value):
+            new[layer][field] = old_value

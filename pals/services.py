@@ -12,7 +12,7 @@ from rest_framework import serializers
 from cvi_site.errors import ApplicationError, NotFoundError
 from cvi_site.models import Account
 from cvi_site.serializers import StrictSerializer
-from pals.layers import SECRET_FIELDS, mask_secrets, validate_layers
+from pals.layers import keep_stored_secrets, mask_secrets, validate_layers
 from pals.models import Pal
 
 # Every editable field, by its current name; legacy names map onto these.
@@ -162,13 +162,7 @@ def pal_patch(*, pal: Pal, operations: Any) -> Pal:
 
 def _keep_unchanged_secrets(old_layers: dict, new_layers: Any) -> None:
     """A client that sends back the masked secret it was shown means "keep the secret"."""
-    if not isinstance(new_layers, dict):
-        return
-    masked = mask_secrets(old_layers)
-    for layer, field in SECRET_FIELDS:
-        new = new_layers.get(layer)
-        if isinstance(new, dict) and new.get(field) and new.get(field) == masked.get(layer, {}).get(field):
-            new[field] = old_layers[layer][field]
+    keep_stored_secrets(old_layers, new_layers)
 
 
 @transaction.atomic

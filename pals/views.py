@@ -28,7 +28,7 @@ from faces.selectors import face_list
 from pals import selectors, services
 from pals.forms import PalEditorForm, TalkNowForm, service_error_items, voice_choices
 from conversations.realtime import layerspec
-from pals.layers import SECRET_FIELDS, validate_layers
+from pals.layers import keep_stored_secrets, validate_layers
 from pals.models import Pal
 
 logger = logging.getLogger(__name__)
@@ -204,9 +204,10 @@ def _layer_from_post(request: HttpRequest, layer: str) -> tuple[dict[str, Any], 
         raise ApplicationError("; ".join(f"{form.fields[n].label}: {' '.join(e)}" for n, e in errors.items()))
     data = form.layer_data(layer)
     # A masked secret sent back means "the stored one" (as in pal_update).
-    for secret_layer, field in SECRET_FIELDS:
-        if secret_layer == layer and pal is not None and data.get(field, "").startswith("****"):
-            data[field] = pal.layers.get(layer, {}).get(field, "")
+    if pal is not None:
+        wrapped = {layer: data}
+        keep_stored_secrets(pal.layers, wrapped)
+        data = wrapped[layer]
     validated = validate_layers({layer: data}).get(layer, {})
     return validated, pal
 

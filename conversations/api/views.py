@@ -5,7 +5,6 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status, viewsets
-from rest_framework.parsers import JSONParser
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -13,6 +12,7 @@ from conversations import selectors, services
 from conversations.models import Conversation
 from cvi_site.api import base_url, bool_param, paginate
 from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.parsers import DepthLimitedJSONParser
 
 
 def render_conversation(conversation: Conversation, request, *, verbose: bool = False, created: bool = False) -> dict:
@@ -110,7 +110,7 @@ class ConversationListSerializer(serializers.Serializer):
 
 
 class ConversationViewSet(viewsets.ViewSet):
-    parser_classes = [JSONParser]
+    parser_classes = [DepthLimitedJSONParser]
     lookup_field = "conversation_id"
     lookup_value_regex = "[^/]+"
 

@@ -39,7 +39,8 @@ SENSITIVITIES: tuple[str, ...] = ("superlow", "verylow", "low", "medium", "high"
 class Option:
     layer: str
     name: str
-    #: str, text (long str), choice, bool, float, int, url, secret, str_map, json_map, str_list, tools, engine
+    #: str, text (long str), choice, bool, float, int, url, secret, secret_map (a map of secret strings),
+    #: str_map, json_map, str_list, tools, engine
     kind: str
     help: str
     default: Any = None
@@ -77,7 +78,8 @@ class Option:
 
     @property
     def secret(self) -> bool:
-        return self.kind == "secret"
+        """Write-only: masked on every read (a map's values one by one)."""
+        return self.kind in ("secret", "secret_map")
 
     @property
     def form_field(self) -> str:
@@ -162,8 +164,9 @@ OPTIONS: tuple[Option, ...] = (
        consumer="session.build_engines"),
     _o(_LLM, "api_key", "secret", "Key for `base_url` (never shown again in full).", max_length=500,
        label="API key", consumer="session.build_engines"),
-    _o(_LLM, "headers", "str_map", "Extra HTTP headers sent to `base_url`.", label="Extra headers (JSON object)",
-       advanced=True, consumer="session.build_engines"),
+    _o(_LLM, "headers", "secret_map", "Extra HTTP headers sent to `base_url`. Write-only like api_key (they "
+       "often carry credentials): each value is masked when read; a masked value sent back keeps the stored one.",
+       label="Extra headers (JSON object)", advanced=True, consumer="session.build_engines"),
     _o(_LLM, "extra_body", "json_map", "Extra JSON fields merged into each request body.",
        label="Extra body (JSON object)", advanced=True, consumer="session.build_engines"),
     _o(_LLM, "default_query", "str_map", "Query parameters added to each request.",

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from cvi_site.api import base_url, paginate
 from cvi_site.errors import ApplicationError, NotFoundError
-from cvi_site.serializers import StrictSerializer
+from cvi_site.serializers import OutboundURLField, StrictSerializer
 from faces import selectors, services
 from faces.models import Face
 
@@ -43,13 +43,13 @@ def render_face(face: Face, request=None) -> dict:
 class FaceCreateSerializer(StrictSerializer):
     not_object_message = "the body must be a JSON object or a multipart form"
 
-    train_video_url = serializers.URLField(required=False, max_length=2000, help_text="A ~1 minute video of one person.")
-    train_image_url = serializers.URLField(required=False, max_length=2000, help_text="(exclusive) A single photo.")
+    train_video_url = OutboundURLField(required=False, max_length=2000, help_text="A ~1 minute video of one person.")
+    train_image_url = OutboundURLField(required=False, max_length=2000, help_text="(exclusive) A single photo.")
     file = serializers.FileField(required=False, help_text="(ours) A multipart upload instead of a URL.")
     face_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     replica_name = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Legacy name of face_name.")
-    callback_url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
-    consent_video_url = serializers.URLField(required=False, allow_blank=True, max_length=2000)
+    callback_url = OutboundURLField(required=False, allow_blank=True, max_length=2000)
+    consent_video_url = OutboundURLField(required=False, allow_blank=True, max_length=2000)
 
 
 class FaceRenameSerializer(serializers.Serializer):

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status, viewsets
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cvi_site.api import paginate
 from cvi_site.errors import NotFoundError
+from cvi_site.parsers import DepthLimitedJSONParser
 from pals import selectors, services
 from pals.layers import LayersSerializer
 
@@ -63,7 +63,7 @@ class JsonPatchOperation(serializers.Serializer):
 
 
 class PalViewSet(viewsets.ViewSet):
-    parser_classes = [JSONParser]
+    parser_classes = [DepthLimitedJSONParser]
     lookup_field = "pal_id"
     lookup_value_regex = "[^/]+"
 

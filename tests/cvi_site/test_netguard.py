@@ -93,3 +93,27 @@ def test_the_setting_reaches_the_guard(settings):
     finally:
         settings.ALLOW_PRIVATE_URLS = True
         apps.get_app_config("conversations").ready()
+
+
+@pytest.mark.django_db
+def test_urls_are_checked_when_they_are_saved_not_only_when_used(private_refused, api, account):
+    """With ALLOW_PRIVATE_URLS off, a private address is refused at save time (a 400 naming the
+    field), for every URL field; schemes other than http(s) are refused whatever the setting."""
+    from tests.factories import make_face, make_pal
+
+    r = api.post("/v2/pals", {"system_prompt": "x", "layers": {"llm": {"base_url": "http://127.0.0.1:9/v1",
+                                                                        "model": "m"}}}, format="json")
+    assert r.status_code == 400 and "private address" in str(r.json())
+    r = api.post("/v2/pals", {"system_prompt": "x", "layers": {"stt": {
+        "stt_engine": "azure-stt", "api_key": "k", "base_url": "wss://10.1.2.3/stt"}}}, format="json")
+    assert r.status_code == 400 and "private address" in str(r.json())
+    r = api.post("/v2/faces", {"train_video_url": "http://192.168.1.20/me.mp4"}, format="json")
+    assert r.status_code == 400 and "private address" in str(r.json())
+    face = make_face(account=account)
+    pal = make_pal(account=account, face=face)
+    r = api.post("/v2/conversations", {"persona_id": pal.id, "replica_id": face.id,
+                                       "callback_url": "http://localhost:8000/hook"}, format="json")
+    assert r.status_code == 400 and "private address" in str(r.json())
+    netguard.configure(allow_private=True)
+    r = api.post("/v2/faces", {"train_video_url": "ftp://example.com/me.mp4"}, format="json")
+    assert r.status_code == 400 and "must be an http(s) URL" in str(r.json())

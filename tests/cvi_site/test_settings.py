@@ -67,3 +67,34 @@ def test_no_pending_migrations(db):
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+PRODUCTION = {"DJANGO_HTTPS": "true", "DJANGO_ALLOWED_HOSTS": "cvi.example.org",
+              "DJANGO_SECRET_KEY": "q9V!t2#Lm8@wZ4$kR7^pX1&nB6*cJ3(eH5)yF0_dG-sA+uK=iO", "DJANGO_HSTS_PRELOAD": "true"}
+
+
+def test_the_documented_production_environment_passes_check_deploy(tmp_path):
+    """README's production settings: `manage.py check --deploy` has nothing to say, and the
+    switch turns on what it names (secure cookies, HSTS, redirect, the proxy's header)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"OPENCVI_DATA_DIR": str(tmp_path / "data"), **PRODUCTION})
+    proc = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "System check identified no issues" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "WARNINGS" not in proc.stdout + proc.stderr
+    code = ("import django, json; django.setup(); from django.conf import settings as s; print(json.dumps("
+            "[s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, "
+            "list(s.SECURE_PROXY_SSL_HEADER), s.CSRF_TRUSTED_ORIGINS]))")
+    got = json.loads(_run(PRODUCTION, tmp_path, code).stdout.strip().splitlines()[-1])
+    assert got == [True, True, True, True, ["HTTP_X_FORWARDED_PROTO", "https"], ["https://cvi.example.org"]]
+
+
+def test_the_production_switch_needs_the_sites_host_names(tmp_path):
+    for hosts in (None, "*"):
+        env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_ALLOWED_HOSTS"}
+        if hosts:
+            env["DJANGO_ALLOWED_HOSTS"] = hosts
+        proc = _run(env, tmp_path)
+        assert proc.returncode != 0
+        assert "DJANGO_ALLOWED_HOSTS: must list this site's host names (not *) when DJANGO_HTTPS is on" in proc.stderr

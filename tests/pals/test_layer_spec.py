@@ -51,7 +51,7 @@ def test_the_editor_shows_every_option_with_a_label_and_derives_its_sections():
             assert opt.unsupported or opt.dotted in ("llm.model", "tts.voice_settings"), opt.dotted
     in_sections = {name for _, _, names in forms.SECTIONS for name in names}
     assert {o.form_field for o in spec.OPTIONS if o.label} <= in_sections
-    assert set(forms.SECRET_CLEAR) == {o.form_field for o in spec.secrets() if o.label}
+    assert set(forms.SECRET_CLEAR) == {o.form_field for o in spec.secrets() if o.label and o.kind == "secret"}
 
 
 def _sample(opt: spec.Option):
@@ -62,7 +62,7 @@ def _sample(opt: spec.Option):
         return not opt.default if opt.default is not None else opt.neutral is not True
     if opt.kind in ("float", "int"):
         return opt.maximum if opt.kind == "float" else int(opt.maximum)
-    if opt.kind in ("str_map", "json_map"):
+    if opt.kind in ("str_map", "json_map", "secret_map"):
         return {"x-sample": "1"}
     if opt.kind == "str_list":
         return ["Is the person smiling?"]
@@ -98,7 +98,7 @@ def test_every_supported_option_reaches_what_a_call_reads(opt):
     if got is not None:
         if opt.kind == "tools":
             assert [dict(t) for t in got] == value
-        elif opt.kind in ("str_map", "json_map"):
+        elif opt.kind in ("str_map", "json_map", "secret_map"):
             assert dict(got).get("x-sample") == "1"
         else:
             assert got == value, f"{opt.dotted}: {got!r} != {value!r}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from pals.models import Pal
@@ -191,6 +192,22 @@ class TestJsonPatch:
         assert r.status_code == 200, r.json()
         assert Pal.objects.get(pk=pal["pal_id"]).layers["llm"]["api_key"] == "sk-very-secret-9999"
 
+    def test_llm_headers_are_write_only_like_the_key(self, api, pal):
+        """Headers often carry credentials (Authorization: Bearer …): each value is masked on
+        read; a masked value sent back keeps the stored one, a new value replaces it."""
+        self.patch(api, pal, [{"op": "add", "path": "/layers/llm/base_url", "value": "http://127.0.0.1:9/v1"},
+                              {"op": "add", "path": "/layers/llm/model", "value": "m"},
+                              {"op": "add", "path": "/layers/llm/headers",
+                               "value": {"Authorization": "Bearer top-secret-token-4321", "X-Team": "cvi"}}])
+        shown = api.get(f"/v2/pals/{pal['pal_id']}").json()["layers"]["llm"]
+        assert shown["headers"] == {"Authorization": "****4321", "X-Team": "****"}
+        assert "top-secret" not in json.dumps(api.get("/v2/pals").json())
+        r = self.patch(api, pal, [{"op": "replace", "path": "/layers/llm",
+                                   "value": {**shown, "headers": {**shown["headers"], "X-Team": "tutors"}}}])
+        assert r.status_code == 200, r.json()
+        stored = Pal.objects.get(pk=pal["pal_id"]).layers["llm"]["headers"]
+        assert stored == {"Authorization": "Bearer top-secret-token-4321", "X-Team": "tutors"}
+
 
 def test_engines_endpoint_lists_valid_choices(api):
     data = api.get("/v2/engines").json()["data"]
@@ -236,3 +253,21 @@ def test_the_embedded_models_old_name_is_stored_as_its_current_one(api, account)
     assert r.json()["layers"]["llm"]["model"] == "qwen2.5-coder-1.5b"
     r = create(api, pal_name="Bad", system_prompt="p", layers={"llm": {"model": "qwen-9000"}})
     assert r.status_code == 400 and "unknown embedded model" in json.dumps(r.json())
+
+
+def test_a_deeply_nested_body_is_a_400_not_a_500(api):
+    """50,000 nested arrays (~100 KB) made the JSON parser raise RecursionError: now a 400 that
+    says why, checked before parsing; a real tool schema, nested a dozen levels, still works."""
+    r = api.post("/v2/pals", data="[" * 50_000 + "]" * 50_000, content_type="application/json")
+    assert r.status_code == 400 and "nested deeper than 64 levels" in str(r.json())
+    brackets_in_strings = {"system_prompt": "[[[[" * 100, "pal_name": "{{{{" * 50}
+    assert api.post("/v2/pals", brackets_in_strings, format="json").status_code == 200
+    deep = {"type": "object", "properties": {}}
+    node = deep
+    for level in range(10):
+        child = {"type": "object", "properties": {}}
+        node["properties"][f"level{level}"] = child
+        node = child
+    tool = {"type": "function", "function": {"name": "nested", "parameters": deep}}
+    assert api.post("/v2/pals", {"system_prompt": "x", "layers": {"llm": {"tools": [tool]}}},
+                    format="json").status_code == 200
