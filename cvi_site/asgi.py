@@ -19,11 +19,12 @@ except ImproperlyConfigured as exc:
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from cvi_site.bodylimit import BodyLimitMiddleware, install_daphne_limits  # noqa: E402
 from cvi_site.routing import websocket_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimitMiddleware(django_asgi_app),
         # No origin validator: the conversation page may be embedded on other origins; the
         # consumers authorise each join themselves (conversation id + meeting token).
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
@@ -43,6 +44,7 @@ def _tune_gil() -> None:
 
 
 _tune_gil()
+install_daphne_limits()
 
 
 async def application(scope, receive, send):

@@ -1,8 +1,10 @@
-"""Request size limits with a clear 413 before anything reads the body."""
+"""Request size limits with a clear 413 before a view reads the body (WSGI and the test client;
+under ASGI, ``cvi_site.bodylimit`` answers first, before the body is even received)."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import JsonResponse
+
+from cvi_site.bodylimit import body_limit, too_large_message
 
 
 class BodySizeLimitMiddleware:
@@ -14,11 +16,7 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return JsonResponse({"error": "Malformed Content-Length header"}, status=400)
-        content_type = request.META.get("CONTENT_TYPE", "")
-        limit = settings.MAX_UPLOAD_BYTES if content_type.startswith("multipart/") else settings.MAX_JSON_BODY_BYTES
+        limit = body_limit(request.META.get("CONTENT_TYPE", ""))
         if length > limit:
-            return JsonResponse(
-                {"error": f"Request body too large: {length} bytes, the limit is {limit} bytes"},
-                status=413,
-            )
+            return JsonResponse({"error": too_large_message(length, limit)}, status=413)
         return self.get_response(request)
