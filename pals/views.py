@@ -246,7 +246,7 @@ async def _stream_reply(conf: dict[str, Any]) -> AsyncIterator[str]:
             # Loading the embedded model takes a moment (and never on the event loop).
             llm = await asyncio.to_thread(registry.get_llm, conf.get("model") or None)
             where = f"embedded model {registry.canonical_name('llm', conf.get('model'))}"
-        yield f"Connected to {where}.\n"
+        yield f"Asking {where} …\n"  # nothing is connected yet: the stream below says whether it answers
         got = False
         async with asyncio.timeout(60):
             async for delta in llm.stream(TEST_PROMPT, max_tokens=48, temperature=conf.get("temperature", 0.7)):

@@ -162,7 +162,7 @@ def _walk(page, expect, site, llm_url: str, training_file: Path) -> None:
     output = page.locator("#llm-test-output")
     expect(output).to_have_attribute("data-done", "1", timeout=180_000)
     text = output.inner_text()
-    assert "Connected to " + llm_url in text and "✓ The model answered." in text, text
+    assert "Asking " + llm_url in text and "✓ The model answered." in text, text
     output.scroll_into_view_if_needed()
     shot(page, "05_pal_test_connection")
 

@@ -383,7 +383,7 @@ def test_test_connection_reports_an_unreachable_endpoint(web):
                                                 llm_model="nothing"))
     assert r.status_code == 200 and r["Content-Type"].startswith("text/plain")
     text = _stream_text(r)
-    assert "Connected to http://127.0.0.1:9/v1" in text and "cannot reach the LLM endpoint" in text
+    assert "Asking http://127.0.0.1:9/v1" in text and "cannot reach the LLM endpoint" in text
 
 
 def test_test_connection_refuses_an_invalid_setting(web):
@@ -391,11 +391,27 @@ def test_test_connection_refuses_an_invalid_setting(web):
     assert r.status_code == 400 and b"must be an http(s) URL" in r.content
 
 
+def test_test_connection_refuses_a_private_address_before_trying_it(web):
+    """With ALLOW_PRIVATE_URLS off the connection test says why it did not test, and never
+    claims to have reached the endpoint."""
+    from conversations.realtime import netguard
+
+    netguard.configure(allow_private=False)
+    try:
+        r = web.post("/pals/test-llm/", editor_post(llm_source="endpoint", llm_base_url="http://127.0.0.1:9/v1",
+                                                    llm_model="m"))
+    finally:
+        netguard.configure(allow_private=True)
+    assert r.status_code == 400
+    text = r.content.decode()
+    assert text.startswith("Not tested:") and "private address" in text and "Asking" not in text
+
+
 @pytest.mark.slow
 def test_test_connection_streams_from_the_embedded_model(web):
     r = web.post("/pals/test-llm/", editor_post())
     text = _stream_text(r)
-    assert "Connected to embedded model" in text and "✓ The model answered." in text, text
+    assert "Asking embedded model" in text and "✓ The model answered." in text, text
 
 
 # ------------------------------------------------------------------------------ faces
