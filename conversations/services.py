@@ -82,6 +82,10 @@ class PropertiesSerializer(StrictSerializer):
         return _validate_language(value)
 
 
+#: the hosted API's names for two create fields (both may be sent only when they agree)
+LEGACY_NAMES = {"replica_id": "face_id", "persona_id": "pal_id"}
+
+
 class ConversationInputSerializer(StrictSerializer):
     replica_id = serializers.CharField(max_length=32, required=False, help_text="Legacy name of face_id.")
     face_id = serializers.CharField(max_length=32, required=False,
@@ -106,7 +110,7 @@ class ConversationInputSerializer(StrictSerializer):
     properties = PropertiesSerializer(required=False)
 
     def validate(self, attrs):
-        for legacy, new in (("replica_id", "face_id"), ("persona_id", "pal_id")):
+        for legacy, new in LEGACY_NAMES.items():
             if legacy in attrs:
                 if new in attrs and attrs[new] != attrs[legacy]:
                     raise serializers.ValidationError(f"{legacy} and {new} disagree; send one of them")

@@ -28,6 +28,35 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "x-api-key"}
 
 
+def add_request_constraints(result, generator, request, public):
+    """What the serializers check across fields, in the schema a client is generated from: two
+    names for one field are never sent together, a face has exactly one source (in words), a
+    conversation's language is one the recognisers know."""
+    from conversations import services as conversation_services
+    from conversations.realtime.engines.languages import accepted_names
+    from pals.services import LEGACY_NAMES as PAL_NAMES
+
+    schemas = result.get("components", {}).get("schemas", {})
+
+    def one_name(component: str, names: dict[str, str]) -> None:
+        if component in schemas:
+            schemas[component].setdefault("allOf", []).extend(
+                {"not": {"required": [old, new]}} for old, new in names.items())
+
+    one_name("PalCreateRequest", PAL_NAMES)
+    one_name("ConversationInputRequest", conversation_services.LEGACY_NAMES)
+    if "FaceCreateRequest" in schemas:
+        # said in words: combinators over the multipart body (its binary field) break schema-driven
+        # tools (schemathesis could not generate it)
+        schemas["FaceCreateRequest"]["description"] = (
+            "Give exactly one source: train_video_url, train_image_url, or file (a multipart upload); "
+            "replica_name is the legacy name of face_name (send one of them).")
+    language = schemas.get("PropertiesRequest", {}).get("properties", {}).get("language")
+    if language is not None:
+        language["enum"] = accepted_names()
+    return result
+
+
 def add_error_responses(result, generator, request, public):
     """Every operation documents the error bodies our one exception handler produces."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})

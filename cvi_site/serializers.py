@@ -27,6 +27,12 @@ class StrictSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({"non_field_errors": [self.unknown_message(unknown)]})
+        # DRF's CharField turns 0 into "0": a number where the schema says string is a mistake
+        wrong = {name: ["must be a string"] for name, field in self.fields.items()
+                 if isinstance(field, serializers.CharField) and name in data
+                 and data[name] is not None and not isinstance(data[name], str)}
+        if wrong:
+            raise serializers.ValidationError(wrong)
         return super().to_internal_value(data)
 
 

@@ -252,6 +252,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cvi_site.schema.add_error_responses",
+        "cvi_site.schema.add_request_constraints",
     ],
 }
 

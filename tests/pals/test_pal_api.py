@@ -271,3 +271,20 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(api):
     tool = {"type": "function", "function": {"name": "nested", "parameters": deep}}
     assert api.post("/v2/pals", {"system_prompt": "x", "layers": {"llm": {"tools": [tool]}}},
                     format="json").status_code == 200
+
+
+def test_the_schema_states_the_rules_between_fields_and_numbers_are_not_strings(api):
+    """A client generated from the schema is told what the serializers check across fields (two
+    names for one field, a face's one source, the languages known), and a number sent where the
+    schema says string is refused instead of turned into text."""
+    import yaml
+
+    schema = yaml.safe_load(api.get("/v2/openapi.yaml").content)
+    components = schema["components"]["schemas"]
+    assert {"not": {"required": ["persona_name", "pal_name"]}} in components["PalCreateRequest"]["allOf"]
+    assert {"not": {"required": ["replica_id", "face_id"]}} in components["ConversationInputRequest"]["allOf"]
+    assert "exactly one source" in components["FaceCreateRequest"]["description"]
+    languages = components["PropertiesRequest"]["properties"]["language"]["enum"]
+    assert {"english", "spanish", "es", "multilingual"} <= set(languages)
+    r = create(api, system_prompt=0)
+    assert r.status_code == 400 and "must be a string" in str(r.json())

@@ -38,6 +38,13 @@ _CODES: frozenset[str] = frozenset(_NAME_TO_CODE.values())
 _DETECT = frozenset({"", "multilingual", "auto", "detect", "none"})
 
 
+def accepted_names() -> list[str]:
+    """Every value ``language_code`` accepts in its plain form (lowercase names, ISO codes, and
+    the words that mean "detect"): the API schema's enum (a region suffix such as ``es-ES`` and
+    other letter cases are accepted too)."""
+    return sorted((set(_NAME_TO_CODE) | _CODES | _DETECT) - {""})
+
+
 def language_code(name: str | None) -> str | None:
     """ISO code for a language name or code; ``None`` means "detect".
 
