@@ -94,7 +94,10 @@ def conversation_page(request: HttpRequest, conversation_id: str) -> HttpRespons
         return _respond(request, None, {"state": "not_found", "title": "Conversation not found"}, status=404)
 
     name = replica_display_name(conversation)
-    title = conversation.conversation_name or (f"Talk with {name}" if name else "Conversation")
+    # the title names the agent the person came to talk to (the PAL), the captions the face they see
+    pal_name = (conversation.pal_snapshot or {}).get("pal_name") or (conversation.pal.pal_name if conversation.pal else "")
+    pal_name = re.sub(r"\s*\([^)]*\)\s*$", "", pal_name).strip() or pal_name
+    title = conversation.conversation_name or (f"Talk with {pal_name or name}" if pal_name or name else "Conversation")
     if conversation.status != Conversation.Status.ACTIVE:
         return _respond(request, conversation, {"state": "ended", "title": title, "conversation": conversation})
 

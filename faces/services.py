@@ -278,11 +278,12 @@ def _training_webhook(face: Face) -> None:
 # ----------------------------------------------------------------------------- stock face
 def face_stock_ensure() -> Iterator[str]:
     """Build the stock face's assets from the public-domain astronaut portrait, once."""
+    from faces.stock import STOCK_FACE
     from faces.training import build_stock_face
 
     face, _ = Face.objects.get_or_create(
         pk=STOCK_FACE_ID,
-        defaults={"face_name": "Eileen (stock)", "source_type": Face.Source.IMAGE, "status": Face.Status.STARTED},
+        defaults={**STOCK_FACE, "status": Face.Status.STARTED},
     )
     from faces.training.assets import assets_current
 

@@ -617,17 +617,26 @@ class TalkNowForm(forms.Form):
 
     def __init__(self, *args, faces: Iterable = (), pal: Pal | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        choices = [(f.id, f"{f.face_name or f.id}{' (stock)' if f.account_id is None else ''}")
-                   for f in faces if f.status == "ready"]
-        if pal is not None and pal.default_face_id:
+        from cvi_site.ids import STOCK_FACE_ID
+
+        ready = [f for f in faces if f.status == "ready"]
+        self.fields["face_id"].choices = [(f.id, f"{f.face_name or f.id}{' (stock)' if f.account_id is None else ''}")
+                                          for f in ready]
+        ready_ids = {f.id for f in ready}
+        # preset to a face that can talk: the PAL's default when it is ready, else the stock face
+        if pal is not None and pal.default_face_id in ready_ids:
             self.fields["face_id"].initial = pal.default_face_id
-        self.fields["face_id"].choices = [("", "The PAL's default face")] + choices
+        elif STOCK_FACE_ID in ready_ids:
+            self.fields["face_id"].initial = STOCK_FACE_ID
+        #: the face used when none is chosen (a PAL without a default face talks through the stock face)
+        self.fallback_face_id = self.fields["face_id"].initial or ""
 
     def to_data(self, pal: Pal) -> dict[str, Any]:
         c = self.cleaned_data
         data: dict[str, Any] = {"pal_id": pal.id, "properties": {"language": c.get("language") or "english"}}
-        if c.get("face_id"):
-            data["face_id"] = c["face_id"]
+        face_id = c.get("face_id") or (self.fallback_face_id if not pal.default_face_id else "")
+        if face_id:
+            data["face_id"] = face_id
         if c.get("conversation_name"):
             data["conversation_name"] = c["conversation_name"]
         return data

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from cvi_site.ids import STOCK_FACE_ID, STOCK_PAL_ID
+from faces.stock import STOCK_FACE
 
 STOCK_SYSTEM_PROMPT = (
     "You are Eileen, a friendly and helpful assistant talking with a person over a video call. "
     "Answer in one to three short spoken sentences. Be warm and natural. Never use lists, "
     "markdown, emoji or code: everything you write is spoken aloud."
 )
-STOCK_FACE: dict[str, Any] = {"face_name": "Eileen (stock)", "source_type": "image"}
 STOCK_PAL: dict[str, Any] = {
     "pal_name": "Friendly assistant (stock)",
     "system_prompt": STOCK_SYSTEM_PROMPT,

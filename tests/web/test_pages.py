@@ -683,3 +683,19 @@ def test_cannot_revoke_someone_elses_key(web, other_api_key, other_account):
     assert web.post(f"/account/keys/{key.id}/revoke/").status_code == 404
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+def test_talk_now_on_a_pal_without_a_face_talks_through_the_stock_face(web, account):
+    """The picker offers only faces that can talk, preset to the PAL's default or else the stock
+    face, and a PAL without a default face opens a call with the stock face."""
+    from cvi_site.ids import STOCK_FACE_ID
+    from faces.models import Face
+
+    Face.objects.filter(pk=STOCK_FACE_ID).update(status="ready")
+    pal = make_pal(account=account)
+    page = web.get(f"/pals/{pal.id}/talk/").content.decode()
+    assert "The PAL&#x27;s default face" not in page and "The PAL's default face" not in page
+    assert "Eileen (stock)" in page and "(stock) (stock)" not in page
+    r = web.post(f"/pals/{pal.id}/talk/", {"language": "english"})
+    conversation = Conversation.objects.get(account=account)
+    assert r.status_code == 302 and conversation.face_id == STOCK_FACE_ID
