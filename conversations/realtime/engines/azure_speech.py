@@ -206,7 +206,10 @@ class AzureTTS(TextToSpeech):
             yield chunk
 
     async def aclose(self) -> None:
-        self._synth = None  # the SDK closes its connection when the synthesizer is dropped
+        synth, self._synth = self._synth, None
+        if synth is not None:
+            # the session's WebSocket to the service (kept open between phrases) closes now
+            await asyncio.to_thread(lambda: _sdk().Connection.from_speech_synthesizer(synth).close())
 
 
 # ---------------------------------------------------------------------------- STT

