@@ -264,7 +264,8 @@ def event_record(*, conversation: Conversation | str, message_type: str, event_t
     if webhook and event_type in WEBHOOK_EVENTS:
         conv = conversation if isinstance(conversation, Conversation) else Conversation.objects.get(pk=conversation_id)
         if conv.callback_url:
-            webhook_send(url=conv.callback_url, payload={
+            webhook_send(url=conv.callback_url, event_type=event_type, subject_id=conversation_id,
+                         account_id=conv.account_id, payload={
                 "conversation_id": conversation_id, "event_type": event_type, "message_type": message_type,
                 "timestamp": event.timestamp.isoformat(), "properties": event.properties,
             })

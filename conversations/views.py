@@ -20,6 +20,8 @@ from django.views.decorators.http import require_POST
 from conversations import selectors, services
 from conversations.models import Conversation, Utterance
 from cvi_site.api import base_url
+from cvi_site.selectors import webhook_deliveries
+from cvi_site.webhooks import retry_policy
 
 #: the stacked segments of one reply's latency, in the order they happen. Each ends at a
 #: mark of ``TurnMetrics.as_dict()`` (ms from the end of the user's speech).
@@ -218,6 +220,8 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         "shutdown_text": SHUTDOWN_TEXT.get(conversation.shutdown_reason, conversation.shutdown_reason),
         "has_recording": recording is not None,
         "recording_is_video": recording is not None and services.recording_media_type(recording) == "video/mp4",
+        "webhooks": list(webhook_deliveries(account=request.user, subject_id=conversation.pk)),
+        "webhook_policy": retry_policy(),
     })
 
 

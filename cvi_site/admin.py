@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 
 from cvi_site import services
-from cvi_site.models import Account, ApiKey
+from cvi_site.models import Account, ApiKey, WebhookDelivery
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -54,3 +54,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             services.api_key_revoke(api_key=key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("event_type", "subject_id", "url", "status", "tries", "created_at", "account")
+    list_filter = ("status", "event_type")
+    search_fields = ("subject_id", "url", "account__username")
+    readonly_fields = ("account", "subject_id", "event_type", "url", "payload", "status", "next_attempt_at",
+                       "attempts", "send_round", "created_at")
+    actions = ["resend"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="tries")
+    def tries(self, obj: WebhookDelivery) -> int:
+        return len(obj.attempts)
+
+    @admin.action(description="Send the selected webhooks again")
+    def resend(self, request, queryset):
+        from cvi_site.webhooks import webhook_resend
+
+        for delivery in queryset:
+            webhook_resend(delivery=delivery)
+        self.message_user(request, f"Sending {queryset.count()} webhook(s) again.")

@@ -104,7 +104,7 @@ class BodyLimitMiddleware:
 
 
 def install_daphne_limits() -> None:
-    """Make Daphne refuse an over-limit body while it arrives.
+    """Make Daphne refuse an over-limit body while it arrives, and leave multipart bodies to Django.
 
     Daphne (on Twisted) takes a request's whole body before it calls the ASGI app, so the
     middleware above would only see it afterwards. Daphne builds each request from the class
@@ -124,6 +124,13 @@ def install_daphne_limits() -> None:
         opencvi_body_limit = True
         _refused = False
         _received = 0
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            # Twisted would also parse a multipart body into ``request.args`` (which Daphne never
+            # reads), holding the whole upload in memory and answering a malformed one with a bare
+            # 400 before Django could give its JSON error. Django parses the body itself.
+            self._parsePOSTFormSubmission = False
 
         def _limit(self) -> int:
             kind = (self.requestHeaders.getRawHeaders(b"content-type") or [b""])[0]

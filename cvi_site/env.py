@@ -52,6 +52,20 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_int_list(name: str, default: list[int], *, minimum: int | None = None) -> list[int]:
+    """A comma-separated list of integers (e.g. ``10,30,60``)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default)
+    try:
+        values = [int(item) for item in raw.split(",") if item.strip()]
+    except ValueError:
+        raise ConfigError(name, f"expected comma-separated integers, got {raw!r}") from None
+    if minimum is not None and any(v < minimum for v in values):
+        raise ConfigError(name, f"every value must be at least {minimum}, got {raw!r}")
+    return values
+
+
 def env_list(name: str, default: list[str] | None = None) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:

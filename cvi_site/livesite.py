@@ -27,8 +27,8 @@ class LiveSite:
     api_key: str
     procs: list = field(default_factory=list)
 
-    def manage(self, *args: str, timeout: float = 300) -> str:
-        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
+    def manage(self, *args: str, timeout: float = 300, env: dict | None = None) -> str:
+        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **(env or {})},
                               capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import QuerySet
 
-from cvi_site.models import Account, ApiKey
+from cvi_site.models import Account, ApiKey, WebhookDelivery
 from cvi_site.services import api_key_hash
 
 
@@ -24,3 +24,12 @@ def api_key_list(*, account: Account) -> QuerySet[ApiKey]:
 
 def account_conversation_limit(*, account: Account) -> int:
     return account.max_concurrent_conversations or settings.MAX_CONCURRENT_CONVERSATIONS
+
+
+def webhook_deliveries_of(*, account: Account) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(account=account)
+
+
+def webhook_deliveries(*, account: Account, subject_id: str) -> QuerySet[WebhookDelivery]:
+    """The webhooks sent about one conversation or face of ``account``, newest first."""
+    return webhook_deliveries_of(account=account).filter(subject_id=subject_id)

@@ -1,5 +1,6 @@
 """OpenCVI settings: everything comes from the environment, with embedded defaults.
 
+Variables may also be written in ``.env`` at the project root (see below).
 Embedded default (nothing set): SQLite, the in-memory channel layer, Celery on kombu's
 filesystem transport, data under ./data. ``REDIS_URL`` switches the channel layer and Celery to
 Redis; ``DATABASE_URL`` switches the database (PostgreSQL in production).
@@ -8,12 +9,19 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
-from cvi_site.env import ConfigError, env_bool, env_int, env_list, env_str, env_url
+from cvi_site.env import ConfigError, env_bool, env_int, env_int_list, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# KEY=value lines in ./.env (or the file OPENCVI_ENV_FILE names; empty: none) are read by every
+# entry point (make run, manage.py commands, the worker), so the CLI sees the same data dir,
+# database and keys as the running site. The process environment wins over the file.
+_ENV_FILE = env_str("OPENCVI_ENV_FILE", str(BASE_DIR / ".env"))
+if _ENV_FILE and Path(_ENV_FILE).is_file():
+    environ.Env.read_env(_ENV_FILE, overwrite=False)
 
 DATA_DIR = Path(env_str("OPENCVI_DATA_DIR") or BASE_DIR / "data").resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -40,7 +48,12 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 # The production switch: behind a TLS-terminating proxy (X-Forwarded-Proto), secure cookies, HSTS and
 # a redirect to https; the site's host names must then be listed (README, "Deployment").
 HTTPS = env_bool("DJANGO_HTTPS", False)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if HTTPS else ["*"])
+# Public base URL used to build conversation_url; empty: taken from the host of the API request.
+PUBLIC_URL = env_url("PUBLIC_URL", schemes=("http", "https")).rstrip("/")
+#: the names this machine answers to itself; the default ALLOWED_HOSTS (with PUBLIC_URL's host)
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or (
+    [] if HTTPS else LOOPBACK_HOSTS + ([urlsplit(PUBLIC_URL).hostname] if PUBLIC_URL else []))
 if HTTPS and (not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS):
     raise ConfigError("DJANGO_ALLOWED_HOSTS", "must list this site's host names (not *) when DJANGO_HTTPS is on")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [f"https://{h}" for h in ALLOWED_HOSTS] if HTTPS else [])
@@ -52,9 +65,6 @@ if HTTPS:
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
-# Public base URL used to build conversation_url; empty: taken from the request's host.
-PUBLIC_URL = env_url("PUBLIC_URL", schemes=("http", "https")).rstrip("/")
-
 INSTALLED_APPS = [
     "daphne",  # first: its runserver serves ASGI (HTTP + WebSockets)
     "django.contrib.admin",
@@ -191,7 +201,7 @@ else:
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost/"  # kombu warns when no host is named
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
@@ -202,6 +212,9 @@ else:
     }
     CELERY_RESULT_BACKEND = f"db+sqlite:///{DATA_DIR / 'celery-results.sqlite3'}"
 
+# JSON only: no message on the broker can carry code (cvi_site/celery.py says why that matters).
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -215,6 +228,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "conversations-stale": {"task": "conversations.conversation_fail_stale", "schedule": 15.0},
     "faces-stale": {"task": "faces.face_fail_stale", "schedule": 300.0},
+    # Webhook retries whose timed task was lost (a worker restarted while it waited).
+    "webhooks-overdue": {"task": "cvi_site.webhook_retry_overdue", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -293,6 +308,9 @@ LLM_SLOTS = LLM_SLOTS or MAX_LIVE_CALLS_PER_PROCESS
 GIL_SWITCH_INTERVAL_US = env_int("GIL_SWITCH_INTERVAL_US", 500, minimum=50)
 # Webhooks are signed with this key (HMAC-SHA256); defaults to the secret key.
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET") or SECRET_KEY
+# Seconds to wait before each retry of a webhook that failed (network error, timeout, 5xx, 408, 429):
+# 9 tries over about an hour by default. Every try is recorded and shown on the conversation's page.
+WEBHOOK_RETRY_DELAYS = env_int_list("WEBHOOK_RETRY_DELAYS", [10, 30, 60, 120, 300, 600, 900, 1500], minimum=0)
 
 # Face training: require the consent statement ("I, <face_name>, am currently speaking and give
 # consent ...") in the first seconds of a training video.
@@ -325,5 +343,8 @@ LOGGING = {
         "aiortc": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "asyncio": {"level": "WARNING"},
+        # one INFO line per request would bury the site's own (e.g. the LLM service's health polls)
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

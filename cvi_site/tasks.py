@@ -10,3 +10,7 @@ def ping(value: str = "pong") -> dict:
     import os
 
     return {"value": value, "worker_pid": os.getpid()}
+
+
+# Registered with the worker from here (Celery autodiscovers ``tasks`` modules).
+from cvi_site.webhooks import webhook_attempt, webhook_retry_overdue  # noqa: E402,F401

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from cvi_site import selectors, services
@@ -95,3 +96,20 @@ def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     services.api_key_revoke(api_key=key)
     messages.success(request, f"Revoked the key {key.prefix}…; requests using it now get 401.")
     return redirect("web:api_keys")
+
+
+@login_required
+@require_POST
+def webhook_resend(request: HttpRequest, delivery_id: int) -> HttpResponse:
+    """Send one of the account's webhooks again (a new round of tries), then back to its page."""
+    from cvi_site.webhooks import webhook_resend as resend
+
+    delivery = selectors.webhook_deliveries_of(account=request.user).filter(pk=delivery_id).first()
+    if delivery is None:
+        raise Http404("No such webhook")
+    resend(delivery=delivery)
+    messages.success(request, f"Sending {delivery.event_type} to {delivery.url} again.")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        back = "web:home"
+    return redirect(back)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("logout/", web.SignOutView.as_view(), name="logout"),
     path("account/keys/", web.api_keys, name="api_keys"),
     path("account/keys/<int:key_id>/revoke/", web.api_key_revoke, name="api_key_revoke"),
+    path("webhooks/<int:delivery_id>/resend/", web.webhook_resend, name="webhook_resend"),
     # PALs
     path("pals/", pal_views.pal_list, name="pal_list"),
     path("pals/new/", pal_views.pal_create, name="pal_create"),

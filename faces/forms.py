@@ -26,7 +26,13 @@ class FaceTrainForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["file"].widget.attrs["data-max-bytes"] = str(settings.MAX_UPLOAD_BYTES)
+        from faces.training import probe
+
+        # The page checks a file against the trainer's own limits before uploading it (palmaker.js).
+        self.fields["file"].widget.attrs.update({
+            "data-max-bytes": str(settings.MAX_UPLOAD_BYTES), "data-min-s": f"{probe.MIN_S:g}",
+            "data-max-s": f"{probe.MAX_S:g}", "data-min-fps": f"{probe.MIN_FPS:g}", "data-min-side": str(probe.MIN_SIDE),
+        })
 
 
 class FaceRenameForm(forms.Form):

@@ -264,7 +264,8 @@ def face_fail_stale(*, older_than_s: int) -> int:
 def _training_webhook(face: Face) -> None:
     if face.callback_url and face.status in (Face.Status.READY, Face.Status.ERROR):
         webhook_send(
-            url=face.callback_url,
+            url=face.callback_url, event_type=f"face.training_{face.status}", subject_id=face.id,
+            account_id=face.account_id,
             payload={
                 "face_id": face.id,
                 "replica_id": face.id,

@@ -14,6 +14,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cvi_site.errors import ApplicationError
+from cvi_site.selectors import webhook_deliveries
+from cvi_site.webhooks import retry_policy
 from faces import selectors, services
 from faces.forms import FaceRenameForm, FaceTrainForm
 from faces.models import Face
@@ -69,7 +71,8 @@ def face_train(request: HttpRequest) -> HttpResponse:
         except ApplicationError as exc:
             form.add_error("file", _upload_error(exc.message))
         else:
-            messages.success(request, "Uploaded. Training has started; this page shows its progress.")
+            messages.success(request, "Uploaded. Training has started; this page shows its progress.",
+                             extra_tags="training-started")
             return redirect("web:face_detail", face_id=face.id)
     max_mb = settings.MAX_UPLOAD_BYTES // (1024 * 1024)
     return render(request, "faces/train.html", {
@@ -96,6 +99,8 @@ def face_detail(request: HttpRequest, face_id: str) -> HttpResponse:
         "face": face, "state": face_state(face), "owned": owned,
         "rename_form": FaceRenameForm(initial={"face_name": face.face_name}), "pals": using,
         "has_preview": face.status == Face.Status.READY and (services.face_assets_dir(face) / "preview.mp4").exists(),
+        "webhooks": list(webhook_deliveries(account=request.user, subject_id=face.id)) if owned else [],
+        "webhook_policy": retry_policy(),
     })
 
 

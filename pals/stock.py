@@ -19,7 +19,7 @@ STOCK_SYSTEM_PROMPT = (
     "markdown, emoji or code: everything you write is spoken aloud."
 )
 STOCK_PAL: dict[str, Any] = {
-    "pal_name": "Friendly assistant (stock)",
+    "pal_name": "Friendly assistant",
     "system_prompt": STOCK_SYSTEM_PROMPT,
     "greeting": "Hi! I'm Eileen. What would you like to talk about?",
     "pipeline_mode": "full",

@@ -207,6 +207,8 @@
   window.__faceUpdates = window.__faceUpdates || [];
 
   function renderFaceState(root, s) {
+    // "Training has started" no longer holds once it has ended (either way).
+    if (s.status === "ready" || s.status === "error") $all(".flash.training-started").forEach(function (el) { el.remove(); });
     var bar = $("[data-face-progress]", root);
     var pct = s.status === "ready" ? 100 : Math.max(0, Math.min(100, s.progress || 0));
     if (bar) {
@@ -272,6 +274,92 @@
   /* ------------------------------------------------------------ training upload checks */
   var VIDEO_EXT = ["mp4", "webm", "mov", "m4v"], IMAGE_EXT = ["jpg", "jpeg", "png", "webp"];
 
+  /* The frame rate of a video file, read in the browser before it is uploaded: from an MP4/MOV's
+     sample table (video samples / track duration), else by playing it muted for a moment and
+     timing its frames. Resolves null when neither works. */
+  function readSlice(file, start, end) {
+    return new Promise(function (resolve, reject) {
+      var r = new FileReader();
+      r.onload = function () { resolve(new DataView(r.result)); };
+      r.onerror = function () { reject(r.error); };
+      r.readAsArrayBuffer(file.slice(start, end));
+    });
+  }
+  function boxType(v, o) { return String.fromCharCode(v.getUint8(o + 4), v.getUint8(o + 5), v.getUint8(o + 6), v.getUint8(o + 7)); }
+  function boxes(v, start, end) {  // child boxes of a box held in memory: [{type, start, end}]
+    var out = [], o = start;
+    while (o + 8 <= end) {
+      var size = v.getUint32(o), head = 8;
+      if (size === 1) { size = v.getUint32(o + 8) * 4294967296 + v.getUint32(o + 12); head = 16; }
+      else if (size === 0) size = end - o;
+      if (size < head || o + size > end) break;
+      out.push({ type: boxType(v, o), start: o + head, end: o + size });
+      o += size;
+    }
+    return out;
+  }
+  function child(v, box, type) { return boxes(v, box.start, box.end).filter(function (b) { return b.type === type; })[0]; }
+
+  function mp4FrameRate(file) {
+    var MAX_MOOV = 64 * 1048576;
+    function find(offset) {  // walk the top-level boxes to the movie box
+      if (offset + 8 > file.size) return Promise.resolve(null);
+      return readSlice(file, offset, offset + 16).then(function (h) {
+        var size = h.getUint32(0), type = boxType(h, 0), head = 8;
+        if (size === 1) { size = h.getUint32(8) * 4294967296 + h.getUint32(12); head = 16; }
+        else if (size === 0) size = file.size - offset;
+        if (size < head) return null;
+        if (type === "moov") return size > MAX_MOOV ? null : readSlice(file, offset, offset + size);
+        return find(offset + size);
+      });
+    }
+    return find(0).then(function (v) {
+      if (!v) return null;
+      var traks = boxes(v, 8, v.byteLength).filter(function (b) { return b.type === "trak"; });
+      for (var i = 0; i < traks.length; i++) {
+        var mdia = child(v, traks[i], "mdia"); if (!mdia) continue;
+        var hdlr = child(v, mdia, "hdlr");
+        if (!hdlr || boxType(v, hdlr.start + 4) !== "vide") continue;  // handler type, after version/flags and pre_defined
+        var mdhd = child(v, mdia, "mdhd"), minf = child(v, mdia, "minf");
+        var stbl = minf && child(v, minf, "stbl"), stsz = stbl && child(v, stbl, "stsz");
+        if (!mdhd || !stsz) return null;
+        var version = v.getUint8(mdhd.start), timescale, duration;
+        if (version === 1) { timescale = v.getUint32(mdhd.start + 20); duration = v.getUint32(mdhd.start + 24) * 4294967296 + v.getUint32(mdhd.start + 28); }
+        else { timescale = v.getUint32(mdhd.start + 12); duration = v.getUint32(mdhd.start + 16); }
+        var samples = v.getUint32(stsz.start + 8);
+        return samples && timescale && duration ? samples * timescale / duration : null;
+      }
+      return null;
+    }).catch(function () { return null; });
+  }
+
+  function playedFrameRate(video) {
+    return new Promise(function (resolve) {
+      if (!video.requestVideoFrameCallback) { resolve(null); return; }
+      var times = [], done = false;
+      function finish() {
+        if (done) return; done = true; video.pause();
+        var gaps = [];
+        for (var i = 1; i < times.length; i++) if (times[i] > times[i - 1]) gaps.push(times[i] - times[i - 1]);
+        gaps.sort(function (a, b) { return a - b; });
+        resolve(gaps.length >= 5 ? 1 / gaps[Math.floor(gaps.length / 2)] : null);
+      }
+      function onFrame(now, meta) {
+        times.push(meta.mediaTime);
+        if (times.length >= 30) finish(); else video.requestVideoFrameCallback(onFrame);
+      }
+      video.requestVideoFrameCallback(onFrame);
+      video.muted = true;
+      var played = video.play();
+      if (played && played.catch) played.catch(finish);
+      setTimeout(finish, 4000);
+    });
+  }
+
+  function videoFrameRate(file, video) {
+    return mp4FrameRate(file).then(function (fps) { return fps !== null ? fps : playedFrameRate(video); });
+  }
+
   function initTrainForm() {
     var form = $("#face-train");
     if (!form) return;
@@ -300,15 +388,29 @@
       item("ok", (isVideo ? "Video" : "Photo") + ", " + mb(file.size));
       var url = URL.createObjectURL(file);
       if (isVideo) {
+        var limits = {
+          minS: parseFloat(input.getAttribute("data-min-s") || "0"), maxS: parseFloat(input.getAttribute("data-max-s") || "0"),
+          minFps: parseFloat(input.getAttribute("data-min-fps") || "0"), minSide: parseInt(input.getAttribute("data-min-side") || "0", 10)
+        };
         probe.onloadedmetadata = function () {
           var d = probe.duration, w = probe.videoWidth, h = probe.videoHeight;
           if (isFinite(d)) {
-            if (d < 20) item("warn", "It is " + d.toFixed(0) + " s long; about one minute trains a better face.");
-            else if (d > 300) item("warn", "It is " + (d / 60).toFixed(1) + " min long; one minute is enough.");
+            if (limits.minS && d < limits.minS) item("bad", "It is " + d.toFixed(1) + " s long; the trainer needs at least " + limits.minS + " s (about one minute is best).");
+            else if (limits.maxS && d > limits.maxS) item("bad", "It is " + (d / 60).toFixed(1) + " min long; the limit is " + (limits.maxS / 60) + " min (one minute is enough).");
+            else if (d < 20) item("warn", "It is " + d.toFixed(0) + " s long; about one minute trains a better face.");
             else item("ok", d.toFixed(0) + " s long");
           }
-          if (w && h) item(Math.min(w, h) < 360 ? "warn" : "ok", w + "×" + h + (Math.min(w, h) < 360 ? ": low resolution, the face may look soft" : ""));
-          URL.revokeObjectURL(url);
+          if (w && h) {
+            var side = Math.min(w, h);
+            if (limits.minSide && side < limits.minSide) item("bad", w + "×" + h + ": too small; record at least 640×480.");
+            else item(side < 360 ? "warn" : "ok", w + "×" + h + (side < 360 ? ": low resolution, the face may look soft" : ""));
+          }
+          videoFrameRate(file, probe).then(function (fps) {
+            if (fps === null) item("warn", "The frame rate could not be read here; the server will check it.");
+            else if (limits.minFps && fps < limits.minFps) item("bad", fps.toFixed(0) + " frames per second; the trainer needs " + limits.minFps + " or more (record at 25 fps or more).");
+            else item("ok", fps.toFixed(0) + " frames per second");
+            URL.revokeObjectURL(url);
+          });
         };
         probe.onerror = function () { item("warn", "This browser cannot preview the video; the server will check it."); URL.revokeObjectURL(url); };
         probe.src = url;
@@ -331,7 +433,15 @@
     });
   }
 
+  /* A link to a collapsed section (e.g. #webhooks after a resend) opens it. */
+  function openTargetDetails() {
+    var id = location.hash.slice(1);
+    var el = id && document.getElementById(id);
+    if (el && el.tagName === "DETAILS") el.open = true;
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    openTargetDetails();
     initConfirm(); initCopy(); initEditor(); initFaces(); initTrainForm();
   });
 })();

@@ -269,6 +269,7 @@ def test_links_a_call_emits_use_the_creating_requests_host_never_a_participants(
     from conversations.live.config import load_session_config
 
     settings.PUBLIC_URL = ""
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "api.example.com"]
     face = make_face(account=account)
     pal = make_pal(account=account, face=face)
     created = api.post("/v2/conversations", {"persona_id": pal.id, "replica_id": face.id}, format="json",

@@ -157,15 +157,19 @@ def test_other_accounts_conversation_is_404(api, other_api, other_account):
 
 
 def test_webhooks_are_queued_signed_on_end(api, face, pal, monkeypatch, django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr("cvi_site.webhooks.webhook_deliver.delay", lambda url, payload: sent.append((url, payload)))
+    from cvi_site.models import WebhookDelivery
+
+    queued = []
+    monkeypatch.setattr("cvi_site.webhooks.webhook_attempt.delay", queued.append)
     cid = api.post("/v2/conversations", {"face_id": face.id, "pal_id": pal.id, "callback_url": "https://hooks.example.com/x"},
                    format="json").json()["conversation_id"]
     with django_capture_on_commit_callbacks(execute=True):
         api.post(f"/v2/conversations/{cid}/end")
-    kinds = [p["event_type"] for _, p in sent]
-    assert kinds == ["system.shutdown", "application.transcription_ready"]
-    assert all(p["conversation_id"] == cid and p["webhook_url"] == "https://hooks.example.com/x" for _, p in sent)
+    sent = list(WebhookDelivery.objects.filter(subject_id=cid).order_by("pk"))
+    assert [d.event_type for d in sent] == ["system.shutdown", "application.transcription_ready"]
+    assert queued == [d.pk for d in sent]
+    assert all(d.payload["conversation_id"] == cid and d.payload["webhook_url"] == "https://hooks.example.com/x"
+               and d.account_id == face.account_id for d in sent)
 
 
 def test_recording_download_and_its_absence(api, other_api, face, pal, settings, tmp_path):

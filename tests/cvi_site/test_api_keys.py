@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 
-from cvi_site.models import ApiKey
+from cvi_site.models import Account, ApiKey
 from cvi_site.services import api_key_create, api_key_hash, api_key_revoke
 
 
@@ -80,3 +81,30 @@ def test_create_api_key_command_refuses_unknown_account():
 
     with pytest.raises(CommandError, match="No account"):
         call_command("create_api_key", "nobody")
+
+
+@pytest.mark.django_db
+def test_create_api_key_sets_a_password_from_the_environment(capsys, monkeypatch):
+    from django.contrib.auth import authenticate
+
+    monkeypatch.setenv("OPENCVI_PASSWORD", "a-long-enough-password-7")
+    call_command("create_api_key", "carol", "--create-account", "--password")
+    out, err = capsys.readouterr()
+    assert out.strip().startswith("cvi_") and len(out.strip().splitlines()) == 1
+    assert "Sign in to the PAL Maker at" in err and "'carol'" in err
+    assert authenticate(username="carol", password="a-long-enough-password-7") is not None
+    # an existing account gets its password changed, and another key
+    monkeypatch.setenv("OPENCVI_PASSWORD", "another-long-password-8")
+    call_command("create_api_key", "carol", "--password")
+    assert authenticate(username="carol", password="another-long-password-8") is not None
+
+
+@pytest.mark.django_db
+def test_create_api_key_refuses_a_weak_password_or_no_terminal(monkeypatch):
+    monkeypatch.setenv("OPENCVI_PASSWORD", "password")
+    with pytest.raises(CommandError, match="password refused"):
+        call_command("create_api_key", "dave", "--create-account", "--password")
+    assert not Account.objects.filter(username="dave").exists()
+    monkeypatch.delenv("OPENCVI_PASSWORD")  # and pytest's stdin is no terminal
+    with pytest.raises(CommandError, match="needs a terminal"):
+        call_command("create_api_key", "dave", "--create-account", "--password")

@@ -82,3 +82,16 @@ def test_a_chunked_body_past_the_limit_is_cut_off_before_it_ends(site):
     body = b'{"system_prompt": "' + b"x" * 200_000 + b'"}'
     status, reply, _ = _exchange(site, head, _chunked(body), pause=0.001)
     assert status == 413 and "more than 4096 bytes" in reply["error"]
+
+
+@pytest.mark.parametrize("body", [
+    b"--b\r\nContent-Disposition: form-data; name=\"face_name\"\r\n\r\nx",  # cut off, no closing boundary
+    b"not a multipart body at all",
+])
+def test_a_malformed_upload_gets_the_documented_json_error(site, body):
+    """Twisted would parse a multipart body itself and answer a broken one with a bare 400 (holding
+    the whole upload in memory to do so); Django reads it instead and says what is wrong in JSON."""
+    head = (f"POST /v2/faces HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {site.api_key}\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    status, reply, _ = _exchange(site, head, [body])
+    assert status == 400 and isinstance(reply.get("error"), str) and reply["error"], reply

@@ -28,7 +28,7 @@ def test_embedded_default_needs_no_server(tmp_path):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["db"] == "django.db.backends.sqlite3"
     assert got["layer"] == "channels.layers.InMemoryChannelLayer"
-    assert got["broker"] == "filesystem://"
+    assert got["broker"] == "filesystem://localhost/"
     assert got["data"] == str(tmp_path / "data")
 
 
@@ -98,3 +98,30 @@ def test_the_production_switch_needs_the_sites_host_names(tmp_path):
         proc = _run(env, tmp_path)
         assert proc.returncode != 0
         assert "DJANGO_ALLOWED_HOSTS: must list this site's host names (not *) when DJANGO_HTTPS is on" in proc.stderr
+
+
+HOSTS = ("import django, json; django.setup(); from django.conf import settings as s; "
+         "print(json.dumps(s.ALLOWED_HOSTS))")
+
+
+def test_the_site_answers_to_its_own_names_unless_told_more(tmp_path):
+    """No wildcard by default: this machine's loopback names and PUBLIC_URL's host; a list given
+    replaces them."""
+    def hosts(env):
+        proc = _run(env, tmp_path, HOSTS)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert hosts({}) == ["localhost", "127.0.0.1", "[::1]"]
+    assert hosts({"PUBLIC_URL": "https://cvi.example.org"}) == ["localhost", "127.0.0.1", "[::1]", "cvi.example.org"]
+    assert hosts({"DJANGO_ALLOWED_HOSTS": "box.lan, 10.0.0.5"}) == ["box.lan", "10.0.0.5"]
+
+
+def test_serving_other_machines_needs_their_host_names(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_ALLOWED_HOSTS",
+                                                             "PUBLIC_URL")}
+    env.update({"OPENCVI_DATA_DIR": str(tmp_path / "data"), "LLM_URL": "http://127.0.0.1:9/v1"})
+    proc = subprocess.run([sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--no-worker"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "HOST=0.0.0.0 serves other machines: set DJANGO_ALLOWED_HOSTS" in proc.stderr

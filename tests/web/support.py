@@ -22,6 +22,15 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-b
 ARTIFACTS = ROOT / "artifacts" / "web"
 
 
+def require_chromium() -> str:
+    """Debian's Chromium, or the test fails under CI (skips elsewhere) saying it is missing."""
+    if not os.path.exists(CHROMIUM):
+        from tests.conftest import require_service
+
+        require_service("Chromium", f"{CHROMIUM} is missing (make test installs Debian's chromium)")
+    return CHROMIUM
+
+
 def training_installed() -> bool:
     """Whether the face training code (another part of the project) is in this checkout."""
     try:

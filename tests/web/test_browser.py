@@ -11,7 +11,6 @@ artifacts/web/ (look at them).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +23,8 @@ import httpx
 import pytest
 
 from tests.live import ROOT, start_site
-from tests.web.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot, start_llm_server, training_installed
+from tests.web.support import (ARTIFACTS, CHROMIUM_ARGS, require_chromium, shot, start_llm_server,
+                               training_installed)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,11 +33,7 @@ USERNAME, PASSWORD = "ada", "browser-test-password-1"
 
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
-    if not os.path.exists(CHROMIUM):
-        from tests.conftest import require_service
-
-        require_service("Chromium", f"{CHROMIUM} is missing (make test installs Debian's chromium)")
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@ in a real browser with the network blocked for every host but the site: their sc
 site's own static files (drf-spectacular-sidecar), never a CDN's."""
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.live import start_site
-from tests.web.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot
+from tests.web.support import ARTIFACTS, CHROMIUM_ARGS, require_chromium, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,10 +22,7 @@ def site(tmp_path_factory):
 
 @pytest.mark.parametrize("path, operation_text", [("/v2/docs/", "pals_create"), ("/v2/swagger/", "/v2/pals")])
 def test_the_api_docs_render_with_only_the_site_reachable(site, path, operation_text):
-    if not os.path.exists(CHROMIUM):
-        from tests.conftest import require_service
-
-        require_service("Chromium", f"{CHROMIUM} is missing (make test installs Debian's chromium)")
+    chromium = require_chromium()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -41,7 +37,7 @@ def test_the_api_docs_render_with_only_the_site_reachable(site, path, operation_
             route.abort()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.route("**/*", only_the_site)

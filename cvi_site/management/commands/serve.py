@@ -22,6 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="web only (workers run elsewhere)")
 
     def handle(self, *args, host: str, port: int, no_worker: bool, **options):
+        if host not in settings.LOOPBACK_HOSTS and not os.environ.get("DJANGO_ALLOWED_HOSTS") and not settings.PUBLIC_URL:
+            raise CommandError(
+                f"HOST={host} serves other machines: set DJANGO_ALLOWED_HOSTS to the host names they use "
+                "(comma-separated; * accepts any) or PUBLIC_URL to this server's public address")
         bin_dir = os.path.dirname(sys.executable)
         procs: list[tuple[str, subprocess.Popen]] = []
         env = dict(os.environ)
@@ -42,7 +46,7 @@ class Command(BaseCommand):
         procs.append(("web", subprocess.Popen(web_cmd, env=env)))
         if not no_worker:
             worker_cmd = [
-                os.path.join(bin_dir, "celery"), "-A", "cvi_site", "worker",
+                os.path.join(bin_dir, "celery"), "-A", "cvi_site", "--quiet", "worker",  # no banner
                 "--loglevel", settings.LOG_LEVEL.lower(),
                 "--concurrency", str(settings.CELERY_WORKER_CONCURRENCY),
                 "--hostname", f"opencvi@{os.uname().nodename}",
