@@ -14,10 +14,6 @@ def conversation_list(*, account: Account, status: str | None = None) -> QuerySe
     return qs.order_by("-created_at")
 
 
-def conversation_get(*, account: Account, conversation_id: str) -> Conversation | None:
-    return conversation_list(account=account).filter(pk=conversation_id).first()
-
-
 def conversation_get_public(*, conversation_id: str) -> Conversation | None:
     """For the conversation page and its WebSocket (no account: the id and token authorise)."""
     return Conversation.objects.select_related("pal", "face", "account").filter(pk=conversation_id).first()

@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -175,13 +175,6 @@ def _short_json(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _get(request: HttpRequest, conversation_id: str) -> Conversation:
-    conversation = selectors.conversation_get(account=request.user, conversation_id=conversation_id)
-    if conversation is None:
-        raise Http404("Conversation not found")
-    return conversation
-
-
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status") if request.GET.get("status") in Conversation.Status.values else None
@@ -195,7 +188,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    conversation = _get(request, conversation_id)
+    conversation = get_object_or_404(selectors.conversation_list(account=request.user), pk=conversation_id)
     utterances = list(selectors.conversation_utterances(conversation=conversation))
     events = list(selectors.conversation_events(conversation=conversation))
     rows = turn_latencies(utterances)
@@ -228,7 +221,8 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 @login_required
 def conversation_recording(request: HttpRequest, conversation_id: str) -> FileResponse:
     """The call's recording, for its owner (the same file the API serves)."""
-    path = services.recording_path(_get(request, conversation_id))
+    conversation = get_object_or_404(selectors.conversation_list(account=request.user), pk=conversation_id)
+    path = services.recording_path(conversation)
     if path is None:
         raise Http404("This conversation has no recording")
     return FileResponse(path.open("rb"), content_type=services.recording_media_type(path), filename=path.name)
@@ -237,7 +231,7 @@ def conversation_recording(request: HttpRequest, conversation_id: str) -> FileRe
 @login_required
 @require_POST
 def conversation_end(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    conversation = _get(request, conversation_id)
+    conversation = get_object_or_404(selectors.conversation_list(account=request.user), pk=conversation_id)
     services.conversation_end(conversation=conversation)
     messages.success(request, "The conversation has ended.")
     return redirect("web:conversation_detail", conversation_id=conversation.id)
@@ -246,7 +240,7 @@ def conversation_end(request: HttpRequest, conversation_id: str) -> HttpResponse
 @login_required
 @require_POST
 def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    conversation = _get(request, conversation_id)
+    conversation = get_object_or_404(selectors.conversation_list(account=request.user), pk=conversation_id)
     services.conversation_delete(conversation=conversation, hard=request.POST.get("hard") == "1")
     messages.success(request, "Deleted the conversation.")
     return redirect("web:conversation_list")

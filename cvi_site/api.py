@@ -1,10 +1,37 @@
-"""Shared pieces of the REST API: pagination in the documented list shape, base URLs."""
+"""Shared pieces of the REST API: account-scoped resources, pagination in the documented list
+shape, base URLs."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Model, QuerySet
+from rest_framework import viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
+
+from cvi_site.errors import NotFoundError
+
+
+class AccountScopedViewSet(viewsets.ViewSet):
+    """A resource seen through the requesting account. ``get_queryset()`` is what the account may
+    read (its own objects, and the stock ones where the resource has them); ``get_owned_queryset()``
+    what it may change. ``get_object()`` looks the URL's id up in one of them: any other id is a 404
+    saying ``not_found``, whoever owns it, so no response tells one account about another's objects."""
+
+    not_found = "Not found"
+
+    def get_queryset(self) -> QuerySet:
+        raise NotImplementedError
+
+    def get_owned_queryset(self) -> QuerySet:
+        return self.get_queryset().filter(account=self.request.user)
+
+    def get_object(self, *, owned: bool = False) -> Model:
+        queryset = self.get_owned_queryset() if owned else self.get_queryset()
+        found = queryset.filter(pk=self.kwargs[self.lookup_field]).first()
+        if found is None:
+            raise NotFoundError(self.not_found)
+        return found
 
 
 def paginate(request, queryset, render) -> Response:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cvi_site.errors import ApplicationError
@@ -33,20 +33,10 @@ GUIDELINES = [
 ]
 
 
-def _visible(request: HttpRequest, face_id: str) -> Face:
-    face = selectors.face_get_visible(account=request.user, face_id=face_id)
-    if face is None and request.user.is_staff:
-        face = Face.objects.filter(pk=face_id).first()  # operators can see any thumbnail (admin)
-    if face is None:
-        raise Http404("Face not found")
-    return face
-
-
-def _owned(request: HttpRequest, face_id: str) -> Face:
-    face = selectors.face_get_owned(account=request.user, face_id=face_id)
-    if face is None:
-        raise Http404("Face not found")
-    return face
+def _viewable_faces(request: HttpRequest):
+    """The faces a page may show: the account's and the stock ones; an operator (staff) sees any
+    thumbnail, as the admin links to them."""
+    return Face.objects.all() if request.user.is_staff else selectors.face_list(account=request.user)
 
 
 @login_required
@@ -90,7 +80,7 @@ def _upload_error(message: str) -> str:
 
 @login_required
 def face_detail(request: HttpRequest, face_id: str) -> HttpResponse:
-    face = _visible(request, face_id)
+    face = get_object_or_404(_viewable_faces(request), pk=face_id)
     owned = face.account_id == request.user.pk
     from pals.selectors import pal_list
 
@@ -107,7 +97,7 @@ def face_detail(request: HttpRequest, face_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def face_rename(request: HttpRequest, face_id: str) -> HttpResponse:
-    face = _owned(request, face_id)
+    face = get_object_or_404(selectors.face_list(account=request.user, face_type="user"), pk=face_id)
     form = FaceRenameForm(request.POST)
     if form.is_valid():
         services.face_rename(face=face, face_name=form.cleaned_data["face_name"])
@@ -120,7 +110,7 @@ def face_rename(request: HttpRequest, face_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def face_retrain(request: HttpRequest, face_id: str) -> HttpResponse:
-    face = _owned(request, face_id)
+    face = get_object_or_404(selectors.face_list(account=request.user, face_type="user"), pk=face_id)
     try:
         services.face_retrain(face=face)
     except ApplicationError as exc:
@@ -133,7 +123,7 @@ def face_retrain(request: HttpRequest, face_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def face_delete(request: HttpRequest, face_id: str) -> HttpResponse:
-    face = _owned(request, face_id)
+    face = get_object_or_404(selectors.face_list(account=request.user, face_type="user"), pk=face_id)
     name = face.face_name or face.id
     services.face_delete(face=face)
     messages.success(request, f"Deleted {name}.")
@@ -141,7 +131,7 @@ def face_delete(request: HttpRequest, face_id: str) -> HttpResponse:
 
 
 def _asset(request: HttpRequest, face_id: str, filename: str, content_type: str) -> FileResponse:
-    face = _visible(request, face_id)
+    face = get_object_or_404(_viewable_faces(request), pk=face_id)
     path: Path = services.face_assets_dir(face) / filename
     if face.status != Face.Status.READY or not path.is_file():
         raise Http404("no such asset yet")

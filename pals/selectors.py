@@ -23,9 +23,5 @@ def pal_get_visible(*, account: Account | None, pal_id: str) -> Pal | None:
     return pal_list(account=account).filter(pk=pal_id).first()
 
 
-def pal_get_owned(*, account: Account, pal_id: str) -> Pal | None:
-    return Pal.objects.select_related("default_face").filter(pk=pal_id, account=account).first()
-
-
 def pal_get_stock_default() -> Pal | None:
     return Pal.objects.filter(pk=STOCK_PAL_ID).first()

@@ -18,8 +18,8 @@ from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
@@ -39,20 +39,6 @@ TEST_PROMPT = [
     {"role": "user", "content": "Say hello and tell me which model you are."},
 ]
 PREVIEW_TEXT = "Hello! This is how I sound. I can speak slower, faster, or in another voice."
-
-
-def _visible_pal(request: HttpRequest, pal_id: str) -> Pal:
-    pal = selectors.pal_get_visible(account=request.user, pal_id=pal_id)
-    if pal is None:
-        raise Http404("PAL not found")
-    return pal
-
-
-def _owned_pal(request: HttpRequest, pal_id: str) -> Pal:
-    pal = selectors.pal_get_owned(account=request.user, pal_id=pal_id)
-    if pal is None:
-        raise Http404("PAL not found")
-    return pal
 
 
 def _faces(request: HttpRequest):
@@ -120,7 +106,7 @@ def pal_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def pal_edit(request: HttpRequest, pal_id: str) -> HttpResponse:
-    pal = _visible_pal(request, pal_id)
+    pal = get_object_or_404(selectors.pal_list(account=request.user), pk=pal_id)
     faces = _faces(request)
     if pal.is_stock:
         # Stock PALs are shared and read-only: show them, offer a copy to edit.
@@ -143,7 +129,7 @@ def pal_edit(request: HttpRequest, pal_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def pal_duplicate(request: HttpRequest, pal_id: str) -> HttpResponse:
-    pal = _visible_pal(request, pal_id)
+    pal = get_object_or_404(selectors.pal_list(account=request.user), pk=pal_id)
     try:
         copy = services.pal_duplicate(pal=pal, account=request.user)
     except SERVICE_ERRORS as exc:
@@ -156,7 +142,7 @@ def pal_duplicate(request: HttpRequest, pal_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def pal_delete(request: HttpRequest, pal_id: str) -> HttpResponse:
-    pal = _owned_pal(request, pal_id)
+    pal = get_object_or_404(selectors.pal_list(account=request.user, pal_type="user"), pk=pal_id)
     name = pal.pal_name or pal.id
     services.pal_delete(pal=pal)
     messages.success(request, f"Deleted {name}.")
@@ -171,7 +157,7 @@ def pal_talk(request: HttpRequest, pal_id: str) -> HttpResponse:
     from conversations.services import conversation_create
     from cvi_site.api import base_url
 
-    pal = _visible_pal(request, pal_id)
+    pal = get_object_or_404(selectors.pal_list(account=request.user), pk=pal_id)
     faces = _faces(request)
     form = TalkNowForm(request.POST if request.method == "POST" else None, faces=faces, pal=pal)
     if request.method == "POST" and form.is_valid():

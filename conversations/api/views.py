@@ -4,13 +4,13 @@ from __future__ import annotations
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from conversations import selectors, services
 from conversations.models import Conversation
-from cvi_site.api import base_url, bool_param, paginate
+from cvi_site.api import AccountScopedViewSet, base_url, bool_param, paginate
 from cvi_site.errors import ApplicationError, NotFoundError
 from cvi_site.parsers import DepthLimitedJSONParser
 
@@ -109,10 +109,14 @@ class ConversationListSerializer(serializers.Serializer):
     total_count = serializers.IntegerField()
 
 
-class ConversationViewSet(viewsets.ViewSet):
+class ConversationViewSet(AccountScopedViewSet):
     parser_classes = [DepthLimitedJSONParser]
     lookup_field = "conversation_id"
     lookup_value_regex = "[^/]+"
+    not_found = "Conversation not found"
+
+    def get_queryset(self):
+        return selectors.conversation_list(account=self.request.user)
 
     def perform_content_negotiation(self, request, force=False):
         # A client fetching the recording may ask for its media type (Accept: video/mp4): the
@@ -136,13 +140,13 @@ class ConversationViewSet(viewsets.ViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("verbose", bool)], responses=ConversationOutputSerializer)
     def retrieve(self, request, conversation_id=None):
-        conversation = self._get(request, conversation_id)
+        conversation = self.get_object()
         return Response(render_conversation(conversation, request, verbose=bool_param(request, "verbose")))
 
     @extend_schema(request=None, responses=ConversationOutputSerializer)
     @action(detail=True, methods=["post"])
     def end(self, request, conversation_id=None):
-        conversation = services.conversation_end(conversation=self._get(request, conversation_id))
+        conversation = services.conversation_end(conversation=self.get_object())
         return Response(render_conversation(conversation, request))
 
     @extend_schema(responses={(200, "video/mp4"): OpenApiTypes.BINARY, (200, "audio/mp4"): OpenApiTypes.BINARY,
@@ -151,7 +155,7 @@ class ConversationViewSet(viewsets.ViewSet):
                                "reply and microphone audio) or M4A for audio-only calls. 404 until it is ready.")
     @action(detail=True, methods=["get"])
     def recording(self, request, conversation_id=None):
-        conversation = self._get(request, conversation_id)
+        conversation = self.get_object()
         path = services.recording_path(conversation)
         if path is None:
             raise NotFoundError("This conversation has no recording" + (
@@ -160,12 +164,6 @@ class ConversationViewSet(viewsets.ViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("hard", bool)], responses={204: None})
     def destroy(self, request, conversation_id=None):
-        services.conversation_delete(conversation=self._get(request, conversation_id), hard=bool_param(request, "hard"))
+        services.conversation_delete(conversation=self.get_object(), hard=bool_param(request, "hard"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @staticmethod
-    def _get(request, conversation_id):
-        conversation = selectors.conversation_get(account=request.user, conversation_id=conversation_id)
-        if conversation is None:
-            raise NotFoundError("Conversation not found")
-        return conversation

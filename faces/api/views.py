@@ -8,11 +8,11 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_serializer,
 )
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from cvi_site.api import base_url, paginate
+from cvi_site.api import AccountScopedViewSet, base_url, paginate
 from cvi_site.errors import ApplicationError, NotFoundError
 from cvi_site.serializers import OutboundURLField, StrictSerializer
 from faces import selectors, services
@@ -92,9 +92,13 @@ class FaceListSerializer(serializers.Serializer):
     total_count = serializers.IntegerField()
 
 
-class FaceViewSet(viewsets.ViewSet):
+class FaceViewSet(AccountScopedViewSet):
     lookup_field = "face_id"
     lookup_value_regex = "[^/]+"
+    not_found = "Face not found"
+
+    def get_queryset(self):
+        return selectors.face_list(account=self.request.user)
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("page", int),
                                OpenApiParameter("face_type", str, enum=["system", "user"])],
@@ -125,13 +129,13 @@ class FaceViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=FaceOutputSerializer)
     def retrieve(self, request, face_id=None):
-        return Response(render_face(self._visible(request, face_id), request))
+        return Response(render_face(self.get_object(), request))
 
     @extend_schema(request=FaceRenameSerializer, responses=FaceOutputSerializer)
     def partial_update(self, request, face_id=None):
         serializer = FaceRenameSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        face = services.face_rename(face=self._owned(request, face_id), face_name=serializer.validated_data["face_name"])
+        face = services.face_rename(face=self.get_object(owned=True), face_name=serializer.validated_data["face_name"])
         return Response(render_face(face, request))
 
     @extend_schema(request=None, responses=FaceOutputSerializer, description="Rename (legacy endpoint).")
@@ -142,12 +146,12 @@ class FaceViewSet(viewsets.ViewSet):
     @extend_schema(request=None, responses=FaceOutputSerializer, description="(ours) Train the face again from its source.")
     @action(detail=True, methods=["post"])
     def retrain(self, request, face_id=None):
-        face = services.face_retrain(face=self._owned(request, face_id))
+        face = services.face_retrain(face=self.get_object(owned=True))
         return Response(render_face(face, request))
 
     @extend_schema(responses={204: None})
     def destroy(self, request, face_id=None):
-        services.face_delete(face=self._owned(request, face_id))
+        services.face_delete(face=self.get_object(owned=True))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={(200, "image/jpeg"): bytes})
@@ -161,22 +165,9 @@ class FaceViewSet(viewsets.ViewSet):
         return self._asset(request, face_id, "preview.mp4", "video/mp4")
 
     def _asset(self, request, face_id, filename, content_type):
-        face = self._visible(request, face_id)
+        face = self.get_object()
         path = services.face_assets_dir(face) / filename
         if face.status != Face.Status.READY or not path.exists():
             raise NotFoundError(f"the face has no {filename} yet")
         return FileResponse(open(path, "rb"), content_type=content_type)
 
-    @staticmethod
-    def _visible(request, face_id):
-        face = selectors.face_get_visible(account=request.user, face_id=face_id)
-        if face is None:
-            raise NotFoundError("Face not found")
-        return face
-
-    @staticmethod
-    def _owned(request, face_id):
-        face = selectors.face_get_owned(account=request.user, face_id=face_id)
-        if face is None:
-            raise NotFoundError("Face not found")
-        return face

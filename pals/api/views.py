@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cvi_site.api import paginate
-from cvi_site.errors import NotFoundError
+from cvi_site.api import AccountScopedViewSet, paginate
 from cvi_site.parsers import DepthLimitedJSONParser
 from pals import selectors, services
 from pals.layers import LayersSerializer
@@ -62,10 +61,14 @@ class JsonPatchOperation(serializers.Serializer):
     from_ = serializers.CharField(required=False, source="from")
 
 
-class PalViewSet(viewsets.ViewSet):
+class PalViewSet(AccountScopedViewSet):
     parser_classes = [DepthLimitedJSONParser]
     lookup_field = "pal_id"
     lookup_value_regex = "[^/]+"
+    not_found = "PAL not found"
+
+    def get_queryset(self):
+        return selectors.pal_list(account=self.request.user)
 
     @extend_schema(
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("page", int),
@@ -83,32 +86,19 @@ class PalViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=PalOutputSerializer)
     def retrieve(self, request, pal_id=None):
-        return Response(render_pal(self._visible(request, pal_id)))
+        return Response(render_pal(self.get_object()))
 
     @extend_schema(request=JsonPatchOperation(many=True), responses=PalOutputSerializer,
                    description="RFC 6902 JSON Patch, applied atomically.")
     def partial_update(self, request, pal_id=None):
-        pal = services.pal_patch(pal=self._owned(request, pal_id), operations=request.data)
+        pal = services.pal_patch(pal=self.get_object(owned=True), operations=request.data)
         return Response(render_pal(pal))
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pal_id=None):
-        services.pal_delete(pal=self._owned(request, pal_id))
+        services.pal_delete(pal=self.get_object(owned=True))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @staticmethod
-    def _visible(request, pal_id):
-        pal = selectors.pal_get_visible(account=request.user, pal_id=pal_id)
-        if pal is None:
-            raise NotFoundError("PAL not found")
-        return pal
-
-    @staticmethod
-    def _owned(request, pal_id):
-        pal = selectors.pal_get_owned(account=request.user, pal_id=pal_id)
-        if pal is None:
-            raise NotFoundError("PAL not found")
-        return pal
 
 
 class EnginesView(APIView):
