@@ -1,7 +1,7 @@
 """The conversation page at ``conversation_url`` (``/c/<id>/``, optionally ``?t=<meeting_token>``).
 
 The page itself holds no secrets and starts nothing: it renders the join screen and the JS
-client (``static/js/opencvi-client.js``), which opens the WebSocket consumer
+client (``static/js/opencvi-client.js``, with the page's UI in ``opencvi-page.js``), which opens the WebSocket consumer
 (``conversations.consumers``) only when the person joins. The consumer authorises the join
 again (id + token), so this view only decides what a person sees first:
 
