@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from .audio import StreamResampler, decode_pcm16_base64, to_float32_mono
+from . import protocol
+from .audio import StreamResampler, to_float32_mono
 from .clock import Clock, SystemClock
 from .config import PipelineConfig
 from .context import ConversationContext
@@ -68,19 +69,15 @@ from .frames import (
 )
 from .output import AudioOutputProcessor
 from .processors import FrameProcessor, Pipeline, cancel_and_wait
+from .protocol import ProtocolError
+from .segmenter import SAMPLE_RATE
 from .stages import LLMProcessor, TTSProcessor
-from .turn_taking import SAMPLE_RATE, TurnCounter, UserTurnProcessor
+from .turn_taking import TurnCounter, UserTurnProcessor
 
 logger = logging.getLogger(__name__)
 
-#: largest echo audio accepted in one message (60 s at 48 kHz, int16)
-MAX_ECHO_AUDIO_SAMPLES = 48_000 * 60
 #: the mic is treated as silent once no audio arrived for this long (muted tab, DTX)
 INPUT_GAP_S = 0.3
-
-
-class ProtocolError(ValueError):
-    """A client message that cannot be applied; ``str(exc)`` is safe to send back."""
 
 
 @dataclass
@@ -94,16 +91,6 @@ class EngineBundle:
     llm: LanguageModel | None = None
     #: the end-of-turn model (None: the transcript alone judges the end of a turn)
     turn: TurnModel | None = None
-
-
-def _as_bool(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "0", "no", "")
-    return bool(value)
 
 
 class ConversationPipeline:
@@ -263,70 +250,9 @@ class ConversationPipeline:
 
     # ------------------------------------------------------------------ protocol
     async def handle_client_message(self, message: dict[str, Any]) -> None:
-        """Apply one interactions-protocol message (shared/API.md). Raises ProtocolError."""
-        if not isinstance(message, dict):
-            raise ProtocolError("a message must be a JSON object")
-        event_type = message.get("event_type")
-        props = message.get("properties") or {}
-        if not isinstance(props, dict):
-            raise ProtocolError("properties must be an object")
-        if self._closed:
-            raise ProtocolError("the conversation has ended")
-        if event_type == "conversation.echo":
-            await self._handle_echo(props)
-        elif event_type == "conversation.respond":
-            text = props.get("text")
-            if not isinstance(text, str) or not text.strip():
-                raise ProtocolError("conversation.respond needs properties.text")
-            await self.respond(text, inference_id=props.get("inference_id"))
-        elif event_type == "conversation.interrupt":
-            await self.interrupt()
-        elif event_type == "conversation.overwrite_llm_context":
-            ctx = props.get("context")
-            if not isinstance(ctx, str):
-                raise ProtocolError("conversation.overwrite_llm_context needs properties.context")
-            self.context.overwrite(ctx)
-        elif event_type == "conversation.append_llm_context":
-            ctx = props.get("context")
-            if not isinstance(ctx, str):
-                raise ProtocolError("conversation.append_llm_context needs properties.context")
-            self.context.append(ctx)
-        elif event_type == "conversation.sensitivity":
-            self.set_sensitivity(pause=props.get("participant_pause_sensitivity"),
-                                 interrupt=props.get("participant_interrupt_sensitivity"))
-        elif event_type == "conversation.tool_result":
-            await self.tool_result(props.get("tool_call_id"), props.get("output"),
-                                   status=props.get("status") or "")
-        else:
-            raise ProtocolError(f"unknown event_type: {event_type!r}")
-
-    async def _handle_echo(self, props: dict[str, Any]) -> None:
-        modality = props.get("modality") or ("audio" if props.get("audio") else "text")
-        inference_id = props.get("inference_id")
-        if inference_id is not None and not isinstance(inference_id, str):
-            raise ProtocolError("inference_id must be a string")
-        done = _as_bool(props.get("done"), True)
-        if modality == "text":
-            text = props.get("text")
-            if not isinstance(text, str):
-                raise ProtocolError("conversation.echo with modality text needs properties.text")
-            await self.echo_text(text, inference_id=inference_id, done=done)
-        elif modality == "audio":
-            data = props.get("audio")
-            if not isinstance(data, str):
-                raise ProtocolError("conversation.echo with modality audio needs properties.audio")
-            try:
-                rate = int(props.get("sample_rate") or 24_000)
-                pcm = decode_pcm16_base64(data)
-            except (ValueError, TypeError) as exc:
-                raise ProtocolError(f"bad echo audio: {exc}") from None
-            if not 8_000 <= rate <= 96_000:
-                raise ProtocolError("sample_rate must be between 8000 and 96000")
-            if len(pcm) > MAX_ECHO_AUDIO_SAMPLES:
-                raise ProtocolError("echo audio too long for one message")
-            await self.echo_audio(pcm, rate, inference_id=inference_id, done=done)
-        else:
-            raise ProtocolError("modality must be text or audio")
+        """Apply one interactions-protocol message (shared/API.md; checked in protocol.py).
+        Raises ProtocolError."""
+        await protocol.handle_client_message(self, message)
 
     # ------------------------------------------------------------------ actions
     def _new_reply(self, *, turn_idx: int, inference_id: str | None = None) -> tuple[int, str]:

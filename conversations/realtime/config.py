@@ -8,7 +8,7 @@ live call, so the same PAL behaves the same everywhere. Unknown keys are kept in
 
 Turn-taking. At each pause (``speculative_pause_ms`` of silence) the turn so far is judged
 twice, in parallel: by the end-of-turn model (Smart Turn v3.2, which hears intonation and
-rhythm: P(turn complete)) and by the transcript (``turn_taking.assess_completeness``: a
+rhythm: P(turn complete)) and by the transcript (``completeness.assess_completeness``: a
 question, or a statement ending on a content word; unfinished = ends on "and", "to the",
 "um", a comma). The judgement picks the silence, after the user's last voiced sound, that
 ends the turn (seconds; the tables below are what the UI shows):
@@ -122,6 +122,14 @@ INTERRUPT_SENSITIVITY: Mapping[str, InterruptPolicy] = types.MappingProxyType({
     "low": INTERRUPTIBILITY["low"],
     "medium": INTERRUPTIBILITY["medium"],
     "high": INTERRUPTIBILITY["high"],
+})
+
+
+#: the options whose levels these tables define: (layer, option) -> level -> behaviour. The PAL
+#: editor describes each level from them (seconds, words), so its labels follow any change here.
+LEVEL_TABLES: Mapping[tuple[str, str], Mapping[str, Any]] = types.MappingProxyType({
+    ("conversational_flow", "turn_taking_patience"): PATIENCE_WAITS,
+    ("conversational_flow", "replica_interruptibility"): INTERRUPTIBILITY,
 })
 
 

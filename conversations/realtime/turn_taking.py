@@ -1,20 +1,21 @@
-"""The user's side: VAD, turn-taking, speculative transcription and barge-in.
+"""The user's side: turn-taking, speculative transcription and barge-in.
 
 :class:`UserTurnProcessor` is the first processor of the pipeline. It takes mic audio
-(float32, 16 kHz, any frame size), runs the VAD on 512-sample chunks and decides, all in
-*input-audio time* (samples pushed, not wall time, so a test that pushes audio faster than
-real time gets the same decisions):
+(float32, 16 kHz, any frame size), runs the VAD on 512-sample chunks (segmenter.py) and
+decides, all in *input-audio time* (samples pushed, not wall time, so a test that pushes
+audio faster than real time gets the same decisions):
 
 - speech start / pause: a voiced run of ``START_CHUNKS`` starts speech; a silence of
   ``FlowConfig.speculative_pause_ms`` is a pause (``user.started_speaking`` /
   ``user.stopped_speaking`` events).
 - at a pause it transcribes the turn so far and, in parallel, asks the end-of-turn model
   (Smart Turn) whether the user sounds finished. :func:`judge_turn` combines the two (the
-  transcript is a second opinion, and the only judge where the model is absent) and picks
-  the silence that ends the turn from the patience table (config.py). With an STT engine
-  that continues text (Whisper), a turn is transcribed piece by piece: the transcript made at
-  a pause the user talked through is kept, and a long stretch of speech is transcribed up to
-  a short gap while the user goes on, so at the end only the tail is new.
+  transcript, judged by completeness.py, is a second opinion, and the only judge where the
+  model is absent) and picks the silence that ends the turn from the patience table
+  (config.py). With an STT engine that continues text (Whisper), a turn is transcribed
+  piece by piece: the transcript made at a pause the user talked through is kept, and a
+  long stretch of speech is transcribed up to a short gap while the user goes on, so at the
+  end only the tail is new.
   With ``speculative_inference`` the transcript goes to the LLM
   at once as a *speculative* reply; if the user goes on, a :class:`TurnDiscardFrame` throws
   it away; if the silence becomes the end of the turn, a :class:`TurnCommitFrame` lets the
@@ -28,19 +29,24 @@ real time gets the same decisions):
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Protocol
 
 import numpy as np
 
 from .clock import Clock
+from .completeness import (
+    HALLUCINATIONS,
+    Completeness,
+    assess_completeness,
+    clean_transcript,
+    count_content_words,
+    join_text,
+)
 from .config import FlowConfig, TurnWaits
 from .engines.base import SpeechToText, TurnModel, VoiceActivityDetector
 from .events import (
@@ -62,18 +68,10 @@ from .frames import (
     UserTranscriptFrame,
 )
 from .processors import FrameProcessor, error_frame_from
+from .segmenter import CHUNK_MS, MAX_TURN_MS, MIN_TURN_VOICED_MS, SAMPLE_RATE, VadSegmenter
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
-CHUNK = 512
-CHUNK_MS = 1000.0 * CHUNK / SAMPLE_RATE  # 32 ms
-VAD_ON = 0.5  # probability that starts a voiced run
-VAD_OFF = 0.35  # a voiced run continues above this (hysteresis)
-START_CHUNKS = 2  # 64 ms of voice start speech
-PREROLL_CHUNKS = 10  # ~320 ms of audio kept before speech starts (the first syllable)
-MIN_TURN_VOICED_MS = 150  # less voiced audio than this is noise, not a turn
-MAX_TURN_MS = 25_000  # a longer monologue is cut into turns (Whisper's window is 30 s)
 RECHECK_MS = 300  # re-run the interruption transcript check after this much more speech
 STT_TIMEOUT_S = 20.0
 #: the shortest piece of a turn transcribed on its own. Whisper's window is >= 8 s (stt.py), so
@@ -83,120 +81,9 @@ STT_TIMEOUT_S = 20.0
 PREFIX_MIN_MS = 6700
 #: speech going on this long without a pause is transcribed up to its latest gap meanwhile
 EXTEND_AFTER_MS = 10_000
-#: a gap in the voice at least this long is a safe place to cut between words
-GAP_CHUNKS = 2
 
 
-# ---------------------------------------------------------------------------- heuristics
-class Completeness(Enum):
-    COMPLETE = "complete"
-    NEUTRAL = "neutral"
-    INCOMPLETE = "incomplete"
-
-
-# Words after which an English sentence is not over.
-_INCOMPLETE_END = frozenset("""
-and but or nor because since though although unless until while whereas if when where
-whether than which whom whose as plus
-the a an my your his her its our their some any every each another
-to of in on at for with from by about into onto over under between through during before
-after without within such very
-i we they he she i'm you're we're they're there's
-um uh er erm ah hmm mm let
-""".split())
-
-# Words that end complete sentences as often as unfinished ones ("I do." / "My name is"):
-# no signal either way.
-_WEAK_END = frozenset("""
-is are was were be been being am do does did have has had will would can could should
-shall may might must so then too well really like more most less that this these those
-what who no just also
-""".split())
-
-# A statement opening with one of these is a dependent clause until a comma brings the main one.
-_DEPENDENT_START = frozenset("if unless although though whereas".split())
-
-# Backchannels: what a listener says without taking the turn. Never counted as words
-# toward an interruption.
-_BACKCHANNEL = frozenset("""
-mm mmm mhm mmhmm mm-hmm mm-hm hmm hm uh-huh uhhuh uh huh um ah aha oh ooh wow yeah yes
-yep yup ya ok okay right sure alright all i see got it true exactly indeed nice cool great
-good fine totally absolutely definitely gotcha cheers thanks thank you no nope
-""".split())
-
-_BRACKETED_RE = re.compile(r"[\[(*♪][^\])*♪]*[\])*♪]")
-_WORD_RE = re.compile(r"[\w'’-]+", re.UNICODE)
-# Whisper's classic inventions on noise or silence
-_HALLUCINATIONS = frozenset({
-    "thank you", "thank you.", "thanks for watching", "thanks for watching!", "you", "bye",
-    "bye.", "so", ".", "...", "thank you for watching", "subtitles by the amara.org community",
-})
-
-
-def join_text(before: str, after: str) -> str:
-    """Two consecutive pieces of a transcript as one."""
-    return " ".join(t for t in (before.strip(), after.strip()) if t)
-
-
-def clean_transcript(text: str) -> str:
-    """Drop sound annotations ("[coughs]", "(laughs)", "♪") and collapse spaces."""
-    text = _BRACKETED_RE.sub(" ", text)
-    return " ".join(text.split())
-
-
-def transcript_words(text: str) -> list[str]:
-    return [w.lower().strip("-'’") for w in _WORD_RE.findall(clean_transcript(text))
-            if w.strip("-'’")]
-
-
-_HUM_RE = re.compile(r"^[mhnu]+$")
-
-
-def count_content_words(text: str) -> int:
-    """Words that are not backchannels ("mm-hm", "yeah", "I see" count zero). Hums in any
-    spelling ("mmhm", "uhuh", "M. M.") and single letters do not count either: that is how
-    a recogniser writes a hum or a cough."""
-    n = 0
-    for w in transcript_words(text):
-        if w in _BACKCHANNEL:
-            continue
-        parts = [p for p in w.split("-") if p]
-        if all(len(p) < 2 or _HUM_RE.match(p) or p in _BACKCHANNEL for p in parts):
-            continue
-        n += 1
-    return n
-
-
-def assess_completeness(text: str, language_code: str | None = "en") -> Completeness:
-    """A cheap smart-turn check on the transcript so far: does it sound finished?
-
-    Unfinished: ends on a comma, dash or ellipsis, or (English) on a conjunction,
-    preposition, article, possessive or filler ("and", "to the", "my", "um"), whatever
-    punctuation the recogniser added. Finished: a question or exclamation, or a statement of
-    3+ words ending with a full stop on a content word. Anything else (short answers, a
-    final auxiliary such as "I do." / "my name is", other languages without such marks) is
-    neutral.
-    """
-    t = clean_transcript(text).strip()
-    if not t:
-        return Completeness.NEUTRAL
-    if t.endswith(("...", "…", ",", "-", "—", "–", ";", ":")):
-        return Completeness.INCOMPLETE
-    if t.endswith(("?", "!", "？", "！", "¿")):
-        return Completeness.COMPLETE
-    words = transcript_words(t)
-    english = (language_code or "en").startswith("en")
-    if english and words and words[-1] in _INCOMPLETE_END:
-        return Completeness.INCOMPLETE
-    if english and words and words[0] in _DEPENDENT_START and "," not in t:
-        return Completeness.INCOMPLETE  # "If it rains tomorrow." waits for its main clause
-    if english and words and words[-1] in _WEAK_END:
-        return Completeness.NEUTRAL
-    if t.endswith((".", "。")) and len(words) >= 3:
-        return Completeness.COMPLETE
-    return Completeness.NEUTRAL
-
-
+# ---------------------------------------------------------------------------- turn policy
 def judge_turn(transcript: Completeness, p_complete: float | None, waits: TurnWaits, *,
                smart: bool = True) -> Completeness:
     """How complete the turn is, from the transcript's completeness and the end-of-turn
@@ -350,7 +237,7 @@ class UserTurnProcessor(FrameProcessor):
         turn_model: TurnModel | None = None,
     ) -> None:
         super().__init__(name="user_turn", max_audio_ms=max_audio_ms, queue_size=512)
-        self.vad = vad.stream()
+        self._vad = VadSegmenter(vad)
         self.stt = stt
         self.turn_model = turn_model
         self.incremental = bool(stt is not None and stt.continues_text)
@@ -365,21 +252,13 @@ class UserTurnProcessor(FrameProcessor):
         self.speculative = speculative
         # echo mode: no STT/LLM, so no turns and no interruption by speech
         self.turns_enabled = turns_enabled and stt is not None
-        self._pending = np.zeros(0, np.float32)
-        self._sample = 0  # input samples processed (chunk ends)
-        self._preroll: collections.deque[np.ndarray] = collections.deque(maxlen=PREROLL_CHUNKS)
-        self._voiced_run = 0
-        self._silent_run = 0
-        self._prev_voiced = False
         self._speaking = False
         self._segment: _Segment | None = None
-        self._frame_end_sample = 0
-        self._frame_arrival = 0.0
         #: observable counters (tests, stats)
         self.interruptions = 0
         self.backchannels = 0
         self.turns_committed = 0
-        self.vad_probabilities: collections.deque[float] = collections.deque(maxlen=64)
+        self.vad_probabilities = self._vad.probabilities
         self.on_interrupt: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ public knobs
@@ -389,7 +268,7 @@ class UserTurnProcessor(FrameProcessor):
     @property
     def audio_ms(self) -> float:
         """Input audio processed so far (the user side's pipeline time)."""
-        return 1000.0 * self._sample / SAMPLE_RATE
+        return self._vad.audio_ms
 
     @property
     def user_speaking(self) -> bool:
@@ -414,44 +293,24 @@ class UserTurnProcessor(FrameProcessor):
         await self.push_frame(frame)
 
     async def _on_audio(self, frame: InputAudioFrame) -> None:
-        buf = np.concatenate([self._pending, frame.pcm]) if len(self._pending) else frame.pcm
-        n = len(buf) // CHUNK
-        self._frame_end_sample = self._sample + len(buf)
-        self._frame_arrival = frame.arrival
-        for i in range(n):
-            await self._on_chunk(buf[i * CHUNK:(i + 1) * CHUNK])
-        self._pending = buf[n * CHUNK:].copy()
-
-    def _chunk_time(self) -> float:
-        """Clock time at which the current chunk's last sample arrived."""
-        behind = self._frame_end_sample - self._sample
-        return self._frame_arrival - behind / SAMPLE_RATE
+        for chunk in self._vad.chunks(frame.pcm, frame.arrival):
+            await self._on_chunk(chunk)
 
     async def _on_chunk(self, chunk: np.ndarray) -> None:
-        p = self.vad.probability(chunk)
-        self.vad_probabilities.append(p)
-        self._sample += CHUNK
-        voiced = p >= VAD_ON or (self._prev_voiced and p >= VAD_OFF)
-        self._prev_voiced = voiced
-        if voiced:
-            self._voiced_run += 1
-            self._silent_run = 0
-        else:
-            self._silent_run += 1
-            self._voiced_run = 0
+        vad = self._vad
+        voiced = vad.classify(chunk)
         seg = self._segment
         if seg is None:
-            self._preroll.append(chunk)
-            if voiced and self._voiced_run >= START_CHUNKS:
+            vad.keep_preroll(chunk)
+            if voiced and vad.speech_start:
                 pending = self._reply_pending()
-                seg = _Segment(start_sample=self._sample - CHUNK * len(self._preroll),
-                               chunks=list(self._preroll),
+                start_sample, preroll = vad.take_preroll()
+                seg = _Segment(start_sample=start_sample, chunks=preroll,
                                overlap=self.turns_enabled and self.playback.replica_active and not pending,
                                supersedes=pending)
-                self._preroll.clear()
-                seg.voiced_ms = CHUNK_MS * self._voiced_run
-                seg.last_voiced_sample = self._sample
-                seg.last_voiced_time = self._chunk_time()
+                seg.voiced_ms = CHUNK_MS * vad.voiced_run
+                seg.last_voiced_sample = vad.sample
+                seg.last_voiced_time = vad.chunk_time()
                 self._segment = seg
                 await self._set_speaking(True)
             return
@@ -464,11 +323,11 @@ class UserTurnProcessor(FrameProcessor):
             seg.overlap = True
         if voiced:
             seg.voiced_ms += CHUNK_MS
-            seg.last_voiced_sample = self._sample
-            seg.last_voiced_time = self._chunk_time()
-        elif self._silent_run == GAP_CHUNKS:
-            seg.gap_sample = self._sample - seg.start_sample
-        if not self._speaking and voiced and self._voiced_run >= START_CHUNKS:
+            seg.last_voiced_sample = vad.sample
+            seg.last_voiced_time = vad.chunk_time()
+        elif vad.at_gap:
+            seg.gap_sample = vad.sample - seg.start_sample
+        if not self._speaking and voiced and vad.speech_start:
             await self._set_speaking(True)
             if seg.attempt is not None:
                 # the user went on: the pause was not the end (its transcript is kept)
@@ -500,7 +359,7 @@ class UserTurnProcessor(FrameProcessor):
                 and not p.replica_speaking)
 
     def _silence_ms(self, seg: _Segment) -> float:
-        return 1000.0 * (self._sample - seg.last_voiced_sample) / SAMPLE_RATE
+        return 1000.0 * (self._vad.sample - seg.last_voiced_sample) / SAMPLE_RATE
 
     async def _set_speaking(self, speaking: bool) -> None:
         if speaking == self._speaking:
@@ -692,7 +551,7 @@ class UserTurnProcessor(FrameProcessor):
             return
         attempt.done = True
         attempt.text = join_text(attempt.before, attempt.tail_text)
-        if (attempt.text.lower() in _HALLUCINATIONS and seg.voiced_ms < 500) or not any(
+        if (attempt.text.lower() in HALLUCINATIONS and seg.voiced_ms < 500) or not any(
                 ch.isalnum() for ch in attempt.text):
             attempt.text = ""
         language = self.language_code or tr.language

@@ -54,7 +54,7 @@ async def _turn(llm, messages):
 
 
 def test_a_session_gets_the_shared_service_and_it_answers(llm_service):
-    from conversations.realtime.engines.llm import ServiceLLM
+    from conversations.realtime.engines.openai_llm import ServiceLLM
 
     llm = _engine(llm_service)
     assert isinstance(llm, ServiceLLM) and llm.name == "qwen2.5-coder-0.5b"

@@ -284,7 +284,7 @@ def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: st
     OpenAI-compatible client for this session (close it with ``await llm.aclose()``)."""
     canonical = canonical_name("llm", name)
     if base_url or canonical == REMOTE_LLM:
-        from .llm import OpenAILLM
+        from .openai_llm import OpenAILLM
 
         if not base_url:
             raise EngineError("the openai LLM engine needs a base_url", engine=REMOTE_LLM, code="bad_config")
@@ -294,7 +294,8 @@ def get_llm(name: str | None = None, *, base_url: str | None = None, api_key: st
             raise EngineError("the openai LLM engine needs a model name", engine=REMOTE_LLM, code="bad_config")
         return OpenAILLM(base_url=base_url, model=remote_model, api_key=api_key, headers=headers,
                          extra_body=extra_body, default_query=default_query, timeout=timeout)
-    from .llm import LlamaCppLLM, ServiceLLM
+    from .llama_local import LlamaCppLLM
+    from .openai_llm import ServiceLLM
 
     if canonical == _settings["llm_service_model"] and _settings["llm_url"]:
         # the box's shared service: a cheap client per session (close it with aclose())

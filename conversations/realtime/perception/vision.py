@@ -9,7 +9,7 @@ the clouds accept)::
         {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}}]}
 
 The HTTP and SSE handling (streaming, errors without secrets, timeouts) is
-``engines.llm.OpenAILLM``'s; this class only builds the request and collects the text.
+``engines.openai_llm.OpenAILLM``'s; this class only builds the request and collects the text.
 Frames are encoded in memory for the request and never written anywhere.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..engines.base import EngineError
-from ..engines.llm import OpenAILLM
+from ..engines.openai_llm import OpenAILLM
 
 logger = logging.getLogger(__name__)
 

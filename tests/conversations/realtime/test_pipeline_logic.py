@@ -11,9 +11,9 @@ import pytest
 from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, FakeTTS, make_pipeline, run, words_audio
 
 from conversations.realtime import events as ev
-from conversations.realtime.agent import ProtocolError
 from conversations.realtime.config import PATIENCE_WAITS
 from conversations.realtime.engines.base import FaceRenderer, ToolCall, TTSChunk
+from conversations.realtime.protocol import ProtocolError
 
 LONG_REPLY = ("Once upon a time there was a small town by the sea. Every morning the fishermen "
               "went out in their boats. In the evening they came back with their catch. The "

@@ -385,7 +385,7 @@ def test_a_tool_call_is_emitted_and_its_result_is_used(engines: EngineBundle) ->
 def test_a_dead_llm_endpoint_gives_a_clear_error_and_the_session_goes_on(engines: EngineBundle) -> None:
     import socket
 
-    from conversations.realtime.engines.llm import OpenAILLM
+    from conversations.realtime.engines.openai_llm import OpenAILLM
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

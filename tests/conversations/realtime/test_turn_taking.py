@@ -16,13 +16,13 @@ from tests.conversations.realtime.realtime_fakes import (
 
 from conversations.realtime import events as ev
 from conversations.realtime.config import PATIENCE_WAITS
-from conversations.realtime.turn_taking import (
+from conversations.realtime.completeness import (
     Completeness,
     assess_completeness,
     clean_transcript,
     count_content_words,
-    judge_turn,
 )
+from conversations.realtime.turn_taking import judge_turn
 
 
 @pytest.mark.parametrize("text, expected", [

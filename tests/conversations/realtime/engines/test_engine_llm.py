@@ -9,13 +9,8 @@ import pytest
 from engine_helpers import run
 
 from conversations.realtime.engines.base import LLMDelta, ToolCall
-from conversations.realtime.engines.llm import (
-    LlamaCppLLM,
-    ToolCallStreamParser,
-    _Job,
-    _StateCache,
-    parse_tool_call_json,
-)
+from conversations.realtime.engines.llama_local import LlamaCppLLM, _Job, _StateCache
+from conversations.realtime.engines.toolcalls import ToolCallStreamParser, parse_tool_call_json
 
 HOTEL = ("You are Anna, the receptionist of the Grand Hotel in Lisbon. Answer in one short "
          "spoken sentence. Breakfast is served from 7 to 10:30. Check-out is until noon.")

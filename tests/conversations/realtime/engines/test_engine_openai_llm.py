@@ -16,7 +16,7 @@ from engine_helpers import ARTIFACTS, run
 
 from conversations.realtime.engines import registry
 from conversations.realtime.engines.base import EngineError, LLMDelta
-from conversations.realtime.engines.llm import OpenAILLM
+from conversations.realtime.engines.openai_llm import OpenAILLM
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from conversations.realtime.engines.base import (
     TextToSpeech,
     VoiceActivityDetector,
 )
-from conversations.realtime.engines.llm import OpenAILLM
+from conversations.realtime.engines.openai_llm import OpenAILLM
 
 
 def test_available_engines_lists_what_exists_here():

@@ -1,0 +1,103 @@
+"""The interactions protocol, inbound: ``conversation.*`` client messages checked and applied.
+
+:func:`handle_client_message` validates one message (shared/API.md) and calls the
+pipeline's action for it: ``conversation.echo`` (text or base64 int16 audio, streamed by
+``inference_id``), ``respond``, ``interrupt``, ``overwrite_llm_context`` /
+``append_llm_context``, ``sensitivity`` and ``tool_result``. A message that cannot be
+applied raises :class:`ProtocolError`, whose text is safe to send back to the client; the
+actions themselves (``ConversationPipeline.respond`` and the others) raise it too when the
+pipeline's state refuses them. This module holds no state of its own.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .audio import decode_pcm16_base64
+
+if TYPE_CHECKING:
+    from .agent import ConversationPipeline
+
+#: largest echo audio accepted in one message (60 s at 48 kHz, int16)
+MAX_ECHO_AUDIO_SAMPLES = 48_000 * 60
+
+
+class ProtocolError(ValueError):
+    """A client message that cannot be applied; ``str(exc)`` is safe to send back."""
+
+
+def as_bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "")
+    return bool(value)
+
+
+async def handle_client_message(pipeline: ConversationPipeline, message: dict[str, Any]) -> None:
+    """Apply one interactions-protocol message (shared/API.md). Raises ProtocolError."""
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    event_type = message.get("event_type")
+    props = message.get("properties") or {}
+    if not isinstance(props, dict):
+        raise ProtocolError("properties must be an object")
+    if pipeline.closed:
+        raise ProtocolError("the conversation has ended")
+    if event_type == "conversation.echo":
+        await _handle_echo(pipeline, props)
+    elif event_type == "conversation.respond":
+        text = props.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ProtocolError("conversation.respond needs properties.text")
+        await pipeline.respond(text, inference_id=props.get("inference_id"))
+    elif event_type == "conversation.interrupt":
+        await pipeline.interrupt()
+    elif event_type == "conversation.overwrite_llm_context":
+        ctx = props.get("context")
+        if not isinstance(ctx, str):
+            raise ProtocolError("conversation.overwrite_llm_context needs properties.context")
+        pipeline.context.overwrite(ctx)
+    elif event_type == "conversation.append_llm_context":
+        ctx = props.get("context")
+        if not isinstance(ctx, str):
+            raise ProtocolError("conversation.append_llm_context needs properties.context")
+        pipeline.context.append(ctx)
+    elif event_type == "conversation.sensitivity":
+        pipeline.set_sensitivity(pause=props.get("participant_pause_sensitivity"),
+                                 interrupt=props.get("participant_interrupt_sensitivity"))
+    elif event_type == "conversation.tool_result":
+        await pipeline.tool_result(props.get("tool_call_id"), props.get("output"),
+                                   status=props.get("status") or "")
+    else:
+        raise ProtocolError(f"unknown event_type: {event_type!r}")
+
+
+async def _handle_echo(pipeline: ConversationPipeline, props: dict[str, Any]) -> None:
+    modality = props.get("modality") or ("audio" if props.get("audio") else "text")
+    inference_id = props.get("inference_id")
+    if inference_id is not None and not isinstance(inference_id, str):
+        raise ProtocolError("inference_id must be a string")
+    done = as_bool(props.get("done"), True)
+    if modality == "text":
+        text = props.get("text")
+        if not isinstance(text, str):
+            raise ProtocolError("conversation.echo with modality text needs properties.text")
+        await pipeline.echo_text(text, inference_id=inference_id, done=done)
+    elif modality == "audio":
+        data = props.get("audio")
+        if not isinstance(data, str):
+            raise ProtocolError("conversation.echo with modality audio needs properties.audio")
+        try:
+            rate = int(props.get("sample_rate") or 24_000)
+            pcm = decode_pcm16_base64(data)
+        except (ValueError, TypeError) as exc:
+            raise ProtocolError(f"bad echo audio: {exc}") from None
+        if not 8_000 <= rate <= 96_000:
+            raise ProtocolError("sample_rate must be between 8000 and 96000")
+        if len(pcm) > MAX_ECHO_AUDIO_SAMPLES:
+            raise ProtocolError("echo audio too long for one message")
+        await pipeline.echo_audio(pcm, rate, inference_id=inference_id, done=done)
+    else:
+        raise ProtocolError("modality must be text or audio")
