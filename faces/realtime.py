@@ -1,6 +1,6 @@
 """What browsers watching a face see, and the push that tells them when it changes.
 
-``faces.services`` calls :func:`face_status_broadcast` whenever training moves (it runs in
+``faces.training_job`` calls :func:`face_status_broadcast` whenever training moves (it runs in
 the Celery worker). With the Redis channel layer that message reaches the
 ``FaceStatusConsumer`` in any web process; with the embedded in-memory layer the worker
 cannot reach the web process at all, so the consumer also watches the row itself (see
@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from faces.models import Face
+from faces.paths import face_assets_dir
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ def face_group(face_id: str) -> str:
 
 def face_state(face: Face) -> dict[str, Any]:
     """The face's training state as the progress bar shows it (page render and pushes)."""
-    from faces.services import face_assets_dir
-
     ready = face.status == Face.Status.READY
     has_thumbnail = ready and (face_assets_dir(face) / "thumbnail.jpg").is_file()
     failed = face.status == Face.Status.ERROR

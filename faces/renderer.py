@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from conversations.realtime.engines.base import FaceRenderer, PhonemeTiming, TTSChunk
-from faces.training.assets import FaceAssets, load_assets
+from faces.assets import FaceAssets, load_assets
 
 GREEN = (0, 255, 155)
 NEUTRAL, WIDE, ROUND = 0, 1, 2
@@ -457,8 +457,10 @@ _CACHE: dict[str, FaceAssets] = {}
 
 
 def create_renderer(assets_dir: str | Path, *, greenscreen: bool = False, fps: int = 25,
-                    size: int | None = None) -> FaceRendererEngine:
-    """A renderer for one session; the face's assets are loaded once per process and shared."""
+                    size: int | None = None, load: Callable[[Path], FaceAssets] = load_assets) -> FaceRendererEngine:
+    """A renderer for one session; the face's assets are loaded once per process and shared.
+    ``load`` reads the folder: the format's reader by default; a caller that may meet version 1
+    folders passes ``faces.training.load_assets`` (the renderer does not import training)."""
     path = Path(assets_dir).resolve()
     # Keyed by the folder and its assets.json's time: a retrained face is loaded afresh.
     key = f"{path}:{(path / 'assets.json').stat().st_mtime_ns}"
@@ -466,5 +468,5 @@ def create_renderer(assets_dir: str | Path, *, greenscreen: bool = False, fps: i
     if assets is None:
         for old in [k for k in _CACHE if k.rsplit(":", 1)[0] == str(path)]:
             del _CACHE[old]
-        assets = _CACHE[key] = load_assets(path)
+        assets = _CACHE[key] = load(path)
     return FaceRendererEngine(assets, greenscreen=greenscreen, fps=fps, size=size)

@@ -17,6 +17,7 @@ from cvi_site.errors import ApplicationError
 from cvi_site.selectors import webhook_deliveries
 from cvi_site.webhooks import retry_policy
 from faces import selectors, services
+from faces.paths import face_assets_dir
 from faces.forms import FaceRenameForm, FaceTrainForm
 from faces.models import Face
 from faces.realtime import ERROR_ADVICE, face_state
@@ -88,7 +89,7 @@ def face_detail(request: HttpRequest, face_id: str) -> HttpResponse:
     return render(request, "faces/detail.html", {
         "face": face, "state": face_state(face), "owned": owned,
         "rename_form": FaceRenameForm(initial={"face_name": face.face_name}), "pals": using,
-        "has_preview": face.status == Face.Status.READY and (services.face_assets_dir(face) / "preview.mp4").exists(),
+        "has_preview": face.status == Face.Status.READY and (face_assets_dir(face) / "preview.mp4").exists(),
         "webhooks": list(webhook_deliveries(account=request.user, subject_id=face.id)) if owned else [],
         "webhook_policy": retry_policy(),
     })
@@ -132,7 +133,7 @@ def face_delete(request: HttpRequest, face_id: str) -> HttpResponse:
 
 def _asset(request: HttpRequest, face_id: str, filename: str, content_type: str) -> FileResponse:
     face = get_object_or_404(_viewable_faces(request), pk=face_id)
-    path: Path = services.face_assets_dir(face) / filename
+    path: Path = face_assets_dir(face) / filename
     if face.status != Face.Status.READY or not path.is_file():
         raise Http404("no such asset yet")
     response = FileResponse(open(path, "rb"), content_type=content_type)

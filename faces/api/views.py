@@ -17,6 +17,7 @@ from cvi_site.errors import ApplicationError, NotFoundError
 from cvi_site.serializers import OutboundURLField, StrictSerializer
 from faces import selectors, services
 from faces.models import Face
+from faces.paths import face_assets_dir
 
 
 def render_face(face: Face, request=None) -> dict:
@@ -166,7 +167,7 @@ class FaceViewSet(AccountScopedViewSet):
 
     def _asset(self, request, face_id, filename, content_type):
         face = self.get_object()
-        path = services.face_assets_dir(face) / filename
+        path = face_assets_dir(face) / filename
         if face.status != Face.Status.READY or not path.exists():
             raise NotFoundError(f"the face has no {filename} yet")
         return FileResponse(open(path, "rb"), content_type=content_type)

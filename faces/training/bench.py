@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from conversations.realtime.engines.base import TTSChunk
-from faces.training.assets import FaceAssets
+from faces.assets import FaceAssets
 
 REPLY = ("Thanks for asking! Today I would like to tell you about the ocean, the tides, "
          "and the ships that cross it every single day.")
@@ -116,7 +116,8 @@ def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "vp8
 def bench_training(seconds: float = 60.0, *, work_dir: str | Path | None = None) -> dict:
     """Generate a ``seconds`` long talking video of the stock face (about a third listening
     first, speech, listening at the end) and time ``train_from_video`` on it."""
-    from faces.training import load_assets, train_from_video
+    from faces.training.legacy import load_assets
+    from faces.training.video import train_from_video
     from faces.training.stock import build_stock_face
     from faces.training.synthetic import SPEECH, make_training_video
 

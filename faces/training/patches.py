@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faces.assets import BLINK_CLOSURES, OPEN_LEVELS, SHAPES
 from faces.training import landmarks as L
-from faces.training.assets import BLINK_CLOSURES, OPEN_LEVELS, SHAPES
 
 INTERIOR = np.array([48, 16, 19], np.float32)
 TONGUE = np.array([150, 64, 70], np.float32)

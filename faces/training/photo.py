@@ -11,9 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faces.assets import SIZE, AssetsInfo, FaceAssets, save_assets
 from faces.training import landmarks as L
-from faces.training.assets import SIZE, AssetsInfo, FaceAssets, TrainingError, save_assets, write_previews
+from faces.training.errors import TrainingError
 from faces.training.patches import build_eye_set, build_mouth_set, person_mask
+from faces.training.previews import write_previews
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +160,3 @@ def train_from_array(rgb: np.ndarray, out_dir: str | Path, *, progress: Progress
     write_previews(out_dir, assets)
     report(100)
     return assets.info
-
-
-def build_stock_face(out_dir: str | Path, *, progress: Progress = None) -> AssetsInfo:
-    """The stock face (kept here for older imports; see ``faces.training.stock``)."""
-    from faces.training.stock import build_stock_face as build
-
-    return build(out_dir, progress=progress)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 
-from faces.training.assets import TrainingError
+from faces.training.errors import TrainingError
 
 CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "prores", "mjpeg"}
 MIN_S, MAX_S = 10.0, 300.0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faces.training.assets import AssetsInfo
+from faces.assets import AssetsInfo
+from faces.training.photo import train_from_array
 
 
 def stock_portrait() -> np.ndarray:
@@ -19,7 +20,5 @@ def stock_portrait() -> np.ndarray:
 
 def build_stock_face(out_dir: str | Path, *, progress: Callable[[int], None] | None = None) -> AssetsInfo:
     """Train the stock face into ``out_dir`` (about 3 s on two cores)."""
-    from faces.training.photo import train_from_array
-
     info = train_from_array(stock_portrait(), out_dir, progress=progress)
     return info

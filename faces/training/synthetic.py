@@ -9,8 +9,8 @@ import av
 import cv2
 import numpy as np
 
+from faces.assets import FaceAssets
 from faces.renderer import FaceRendererEngine
-from faces.training.assets import FaceAssets
 
 SPEECH = (
     "Hello, this is a short recording to train my face. I am speaking clearly and looking at the camera. "

@@ -18,9 +18,11 @@ import av
 import cv2
 import numpy as np
 
+from faces.assets import OPEN_LEVELS, SHAPES, SIZE, AssetsInfo, FaceAssets, save_assets
 from faces.training import landmarks as L
-from faces.training.assets import OPEN_LEVELS, SHAPES, SIZE, AssetsInfo, FaceAssets, TrainingError, save_assets, write_previews
+from faces.training.errors import TrainingError
 from faces.training.patches import build_eye_set, feather, mouth_geometry, person_mask
+from faces.training.previews import write_previews
 from faces.training.probe import CODECS, MAX_S, MIN_FPS, MIN_S, VideoInfo, check_video, probe  # noqa: F401
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ def test_version_1_assets_still_load(stock_assets, tmp_path):
     load and render; a photo face is rebuilt from its still with the current code."""
     from faces.renderer import FaceRendererEngine
     from faces.training import load_assets
-    from faces.training.assets import assets_current
+    from faces.assets import assets_current
 
     a = stock_assets
     np.savez_compressed(tmp_path / "frames.npz", frames=a.frames[:1])

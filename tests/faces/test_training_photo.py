@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from faces.assets import BLINK_LEVELS, OPEN_LEVELS, SHAPES
 from faces.renderer import FaceRendererEngine
 from faces.training import TrainingError, load_assets, train_from_image
-from faces.training.assets import BLINK_LEVELS, OPEN_LEVELS, SHAPES
 from faces.training.stock import stock_portrait
 
 pytestmark = pytest.mark.slow

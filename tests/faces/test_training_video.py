@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from faces.assets import OPEN_LEVELS, SHAPES
 from faces.renderer import FaceRendererEngine
 from faces.training import TrainingError, load_assets, train_from_video
-from faces.training.assets import OPEN_LEVELS, SHAPES
 from faces.training.probe import probe
 from faces.training.synthetic import make_training_video
 

@@ -516,7 +516,7 @@ async def _connect(session: str | None, face_id: str, *, origin: str | None = No
 def test_face_socket_pushes_progress_to_the_owner_only(account, other_account):
     from django.contrib.auth.models import AnonymousUser
 
-    from faces import services as face_services
+    from faces import training_job as face_services
 
     face = make_face(account=account, status=Face.Status.TRAINING)
     mine, theirs, nobody = (_session_cookie(u) for u in (account, other_account, AnonymousUser()))

@@ -23,7 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, face, seconds, codec, greenscreen, record, json_path, **options):
         from faces.models import Face
-        from faces.services import face_assets_dir
+        from faces.paths import face_assets_dir
         from faces.training import load_assets
         from faces.training.bench import bench_render
 

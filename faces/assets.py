@@ -1,4 +1,6 @@
-"""A trained face's render assets, and how they are saved, loaded and previewed.
+"""The asset format: a trained face's render assets, on disk and in memory, and how they are
+saved and loaded. It is the contract between the training code (``faces.training`` writes
+assets) and the renderer (``faces.renderer`` reads them); it imports neither.
 
 Everything lives in one folder:
 
@@ -13,19 +15,18 @@ Everything lives in one folder:
 - ``mask.npz``: the person mask per idle frame (for greenscreen), uint8.
 - ``thumbnail.jpg`` and ``preview.mp4`` (H.264, a few seconds of the face talking, silent).
 
-Version 1 folders (one still + render-time motion) still load.
+Version 1 folders (one still + render-time motion) still load, through ``faces.training.load_assets``
+(which passes :func:`load_assets` the training code's reader for them, ``faces.training.legacy``).
 """
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 ASSETS_VERSION = 2
 SIZE = 512
@@ -36,17 +37,6 @@ OPEN_LEVELS = 10
 BLINK_CLOSURES = (0.35, 0.7, 1.0)
 BLINK_LEVELS = len(BLINK_CLOSURES)
 JPEG_QUALITY = 93
-
-
-class TrainingError(Exception):
-    """Training cannot produce a face from this input: ``code`` is one of the documented error
-    codes (shared/API.md, plus ``no_face_detected``), ``message`` says what to do, in words for
-    a person."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -142,8 +132,9 @@ def assets_current(out_dir: str | Path) -> bool:
         return False
 
 
-def load_assets(out_dir: str | Path) -> FaceAssets:
-    """Read a face's assets (any version) into memory."""
+def load_assets(out_dir: str | Path, *, legacy: Callable[[Path, AssetsInfo], FaceAssets] | None = None) -> FaceAssets:
+    """Read a face's assets into memory. A version 1 folder is read by ``legacy`` (it takes the
+    training code to bring one up to date: ``faces.training.load_assets`` passes it)."""
     out_dir = Path(out_dir)
     raw = json.loads((out_dir / "assets.json").read_text())
     known = {f.name for f in fields(AssetsInfo)}
@@ -153,7 +144,9 @@ def load_assets(out_dir: str | Path) -> FaceAssets:
     version = int(raw.get("version", 1))
     info = AssetsInfo(**raw)
     if version < 2:
-        return _load_v1(out_dir, info)
+        if legacy is None:
+            raise ValueError(f"{out_dir} holds version 1 face assets: read them with faces.training.load_assets")
+        return legacy(out_dir, info)
     frames_npz = np.load(out_dir / "frames.npz")
     frames = _decode_jpegs(frames_npz["jpeg"], frames_npz["offsets"])
     patches = np.load(out_dir / "patches.npz")
@@ -164,75 +157,3 @@ def load_assets(out_dir: str | Path) -> FaceAssets:
         eyes_alpha=patches["eyes_alpha"].astype(np.float32) / 255, person_mask=mask,
         frame_affine=frames_npz["affine"].astype(np.float32),
     )
-
-
-def _load_v1(out_dir: Path, info: AssetsInfo) -> FaceAssets:
-    """Version 1: one alpha per patch, and a photo face's motion applied at render time; bake
-    that motion into frames now so the renderer has one code path."""
-    frames = np.load(out_dir / "frames.npz")["frames"]
-    if info.kind == "photo" and len(frames) == 1:
-        # A version 1 photo face kept its canonical still: rebuild everything from it with the
-        # current code (a few seconds, once per process) rather than render the old patches.
-        from faces.training import landmarks as L
-        from faces.training.photo import assets_from_still
-
-        faces = L.measure_faces(frames[0])
-        if faces:
-            logger.warning("face assets in %s are version 1: rebuilt in memory; retrain to save them", out_dir)
-            return assets_from_still(frames[0], faces[0].points, kind="photo")
-    patches = np.load(out_dir / "patches.npz")
-    mask = np.load(out_dir / "mask.npz")["mask"]
-    mouth = patches["mouth"]
-    levels = mouth.shape[1]
-    info.open_levels = [float(x) for x in np.linspace(0, 1, levels)]
-    info.blink_closures = [float(x) for x in np.linspace(0.45, 1.0, patches["eyes"].shape[0])]
-    mouth_alpha = patches["mouth_alpha"].reshape(-1, *mouth.shape[2:4])[0].astype(np.float32) / 255
-    eyes_alpha = patches["eyes_alpha"].reshape(-1, *patches["eyes"].shape[1:3])[0].astype(np.float32) / 255
-    affine = None
-    if len(frames) == 1 and info.motion:
-        from faces.training.photo import head_motion
-
-        cx, cy = info.mouth_center
-        affine = head_motion(100, pivot=(cx, cy + 0.2 * info.size), scale=1.0)
-        frames = np.stack([cv2.warpAffine(frames[0], m, frames.shape[1:3][::-1], flags=cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_REPLICATE) for m in affine])
-        mask = np.stack([cv2.warpAffine(mask[0], m, mask.shape[1:3][::-1], flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE) for m in affine])
-    info.idle_frames = len(frames)
-    info.motion = {}
-    return FaceAssets(info=info, frames=frames, mouth=mouth, mouth_alpha=mouth_alpha, eyes=patches["eyes"],
-                      eyes_alpha=eyes_alpha, person_mask=mask, frame_affine=affine)
-
-
-def write_previews(out_dir: str | Path, assets: FaceAssets, *, seconds: float = 3.0) -> None:
-    """``thumbnail.jpg`` and a short silent ``preview.mp4`` (H.264) of the face: a second
-    listening, then talking."""
-    import fractions
-
-    import av
-
-    from faces.renderer import FaceRendererEngine, synthetic_speech_chunk
-
-    out_dir = Path(out_dir)
-    thumb = cv2.cvtColor(assets.frames[0], cv2.COLOR_RGB2BGR)
-    cv2.imwrite(str(out_dir / "thumbnail.jpg"), cv2.resize(thumb, (256, 256), interpolation=cv2.INTER_AREA),
-                [cv2.IMWRITE_JPEG_QUALITY, 88])
-    renderer = FaceRendererEngine(assets)
-    n = int(seconds * 25)
-    with av.open(str(out_dir / "preview.mp4"), mode="w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width = stream.height = 256
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "26"}
-        for i in range(n):
-            if i == 25:
-                renderer.push_audio(synthetic_speech_chunk((n - 30) * 40.0))
-            rgb = renderer.next_frame(i * 40.0)
-            frame = av.VideoFrame.from_ndarray(cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA),
-                                               format="rgb24")
-            frame.pts = i
-            frame.time_base = fractions.Fraction(1, 25)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
