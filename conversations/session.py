@@ -22,12 +22,14 @@ from django.conf import settings
 
 from conversations.groups import session_group
 from conversations.live import supervisor
-from conversations.live.config import SessionConfig, build_engines, build_renderer, pipeline_for
+from conversations.live.config import SessionConfig, build_renderer, pipeline_for
 from conversations.live.perception import PerceptionPolicy, create_monitor
 from conversations.live.registry import JoinRefused
 from conversations.live.sink import EventStore
-from conversations.realtime.agent import ConversationPipeline, ProtocolError
+from conversations.realtime.agent import ConversationPipeline
 from conversations.realtime.events import UTTERANCE_STREAMING
+from conversations.realtime.frontdoor import build_engines
+from conversations.realtime.protocol import ProtocolError
 from conversations.realtime.transport import MediaPump, PeerSession, rtc_configuration
 from cvi_site.logging import conversation_id_var
 

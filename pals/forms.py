@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from conversations.realtime import layerspec as spec
+from conversations.realtime.config import LEVEL_TABLES, InterruptPolicy, TurnWaits
 from pals.models import Pal
 
 # --------------------------------------------------------------------------- help and labels
@@ -33,40 +34,32 @@ def _s(ms: float) -> str:
     return f"{ms / 1000:g} s"
 
 
-def patience_choices() -> list[tuple[str, str]]:
+def patience_choices(waits: Mapping[str, TurnWaits]) -> list[tuple[str, str]]:
     """Short labels with the range of seconds; the full table is in ``patience_help()``."""
-    from conversations.realtime.config import PATIENCE_WAITS
-
     words = {"low": "Low — snappy", "medium": "Medium — balanced", "high": "High — patient"}
     return [("", "Default (medium)")] + [
-        (level, f"{words[level]} ({_s(w.complete_ms)}–{_s(w.incomplete_ms)})") for level, w in PATIENCE_WAITS.items()]
+        (level, f"{words[level]} ({_s(w.complete_ms)}–{_s(w.incomplete_ms)})") for level, w in waits.items()]
 
 
-def patience_help() -> str:
-    from conversations.realtime.config import PATIENCE_WAITS
-
+def patience_help(waits: Mapping[str, TurnWaits]) -> str:
     rows = "; ".join(f"{level} {w.complete_ms / 1000:g} / {w.neutral_ms / 1000:g} / {w.incomplete_ms / 1000:g} s"
-                     for level, w in PATIENCE_WAITS.items())
+                     for level, w in waits.items())
     return ("How long the agent waits after you stop speaking before it answers — after a finished sentence / "
             f"otherwise / when you stop mid-thought: {rows}.")
 
 
-def interruptibility_choices() -> list[tuple[str, str]]:
-    from conversations.realtime.config import INTERRUPTIBILITY
-
+def interruptibility_choices(policies: Mapping[str, InterruptPolicy]) -> list[tuple[str, str]]:
     words = {"low": "Low — hard to interrupt", "medium": "Medium", "high": "High — stops at once"}
     out = [("", "Default (medium)")]
-    for level, p in INTERRUPTIBILITY.items():
+    for level, p in policies.items():
         rule = _s(p.min_speech_ms) + (f" + {p.min_words} word{'s' if p.min_words > 1 else ''}" if p.min_words else "")
         out.append((level, f"{words[level]} ({rule})"))
     return out
 
 
-def interruptibility_help() -> str:
-    from conversations.realtime.config import INTERRUPTIBILITY
-
+def interruptibility_help(policies: Mapping[str, InterruptPolicy]) -> str:
     parts = []
-    for level, p in INTERRUPTIBILITY.items():
+    for level, p in policies.items():
         text = f"{level}: {_s(p.min_speech_ms)} of your speech"
         if p.min_words:
             text += f" and {p.min_words} real word{'s' if p.min_words > 1 else ''}"
@@ -314,11 +307,11 @@ class PalEditorForm(_SpecFields):
         #: errors about a whole layer (e.g. an unknown option), by section anchor
         self.section_errors: dict[str, list[str]] = {}
         # choices and help that depend on the numbers the pipeline uses and the engines installed here
-        for (layer, name), (choices, help_text) in _LIVE_CHOICES.items():
+        for (layer, name), table in LEVEL_TABLES.items():
+            choices, help_text = _DESCRIBE_LEVELS[type(next(iter(table.values())))]
             field = self.fields[spec.get(layer, name).form_field]
-            field.choices = choices()
-            if help_text is not None:
-                field.help_text = help_text()
+            field.choices = choices(table)
+            field.help_text = help_text(table)
         for layer, name in (("stt", "stt_engine"), ("tts", "tts_engine")):
             self.fields[spec.get(layer, name).form_field].choices = _engine_choices(layer)
         embedded = [c for c in _engine_choices("llm", embedded_only=True) if c[0]]
@@ -463,10 +456,10 @@ class PalEditorForm(_SpecFields):
 
 #: fields shown folded under "More options" (legacy names, cloud-provider settings)
 ADVANCED = frozenset(o.form_field for o in EDITOR_OPTIONS if o.advanced)
-#: choices (and help) computed from what the pipeline does: (layer, option) -> (choices, help or None)
-_LIVE_CHOICES = {
-    ("conversational_flow", "turn_taking_patience"): (patience_choices, patience_help),
-    ("conversational_flow", "replica_interruptibility"): (interruptibility_choices, interruptibility_help),
+#: how the editor words the levels of an option (config.LEVEL_TABLES), by what a level is
+_DESCRIBE_LEVELS = {
+    TurnWaits: (patience_choices, patience_help),
+    InterruptPolicy: (interruptibility_choices, interruptibility_help),
 }
 ADVANCED_TITLES = {
     "stt": "Cloud engines and legacy options (hosted API names)",

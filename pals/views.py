@@ -7,10 +7,7 @@ rule lives in those services (see ``pals.forms``).
 """
 from __future__ import annotations
 
-import asyncio
-import io
 import logging
-import wave
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,17 +24,14 @@ from cvi_site.errors import ApplicationError
 from faces.selectors import face_list
 from pals import selectors, services
 from pals.forms import PalEditorForm, TalkNowForm, service_error_items, voice_choices
-from conversations.realtime import layerspec
+from conversations.realtime import frontdoor, layerspec
+from conversations.realtime.config import PipelineConfig
 from pals.layers import keep_stored_secrets, validate_layers
 from pals.models import Pal
 
 logger = logging.getLogger(__name__)
 
 SERVICE_ERRORS = (DRFValidationError, ApplicationError, DjangoValidationError)
-TEST_PROMPT = [
-    {"role": "system", "content": "You are checking that a connection works. Answer in one short, friendly sentence."},
-    {"role": "user", "content": "Say hello and tell me which model you are."},
-]
 PREVIEW_TEXT = "Hello! This is how I sound. I can speak slower, faster, or in another voice."
 
 
@@ -198,6 +192,16 @@ def _layer_from_post(request: HttpRequest, layer: str) -> tuple[dict[str, Any], 
     return validated, pal
 
 
+def _pipeline_from_post(request: HttpRequest, layer: str) -> PipelineConfig:
+    """The editor's current values of one layer, parsed as a live call parses them."""
+    validated, _ = _layer_from_post(request, layer)
+    try:
+        return PipelineConfig.from_layers("", "", {layer: validated},
+                                          language=request.POST.get("language") or "english")
+    except ValueError as exc:
+        raise ApplicationError(str(exc)) from None
+
+
 def _message(exc: Exception) -> str:
     return "; ".join(f"{p}: {m}" if p else m for p, m in service_error_items(exc))
 
@@ -207,49 +211,22 @@ def _message(exc: Exception) -> str:
 def pal_test_llm(request: HttpRequest) -> HttpResponse:
     """Stream a short reply from the LLM the editor is configured with (text/plain)."""
     try:
-        llm_conf, _ = _layer_from_post(request, "llm")
+        config = _pipeline_from_post(request, "llm")
     except SERVICE_ERRORS as exc:
         return HttpResponse(f"Not tested: {_message(exc)}", status=400, content_type="text/plain; charset=utf-8")
-    response = StreamingHttpResponse(_stream_reply(llm_conf), content_type="text/plain; charset=utf-8")
+    response = StreamingHttpResponse(_stream_reply(config), content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy must not hold the stream back
     return response
 
 
-async def _stream_reply(conf: dict[str, Any]) -> AsyncIterator[str]:
-    from conversations.realtime.engines import registry
-    from conversations.realtime.engines.base import EngineError
-
-    llm = None
+async def _stream_reply(config: PipelineConfig) -> AsyncIterator[str]:
     try:
-        if conf.get("base_url"):
-            llm = registry.get_llm(conf.get("model") or None, base_url=conf["base_url"], api_key=conf.get("api_key"),
-                                   model=conf.get("model"), headers=conf.get("headers"),
-                                   extra_body=conf.get("extra_body"), default_query=conf.get("default_query"),
-                                   timeout=30.0)
-            where = f"{conf['base_url']} ({conf.get('model') or 'no model name'})"
-        else:
-            # Loading the embedded model takes a moment (and never on the event loop).
-            llm = await asyncio.to_thread(registry.get_llm, conf.get("model") or None)
-            where = f"embedded model {registry.canonical_name('llm', conf.get('model'))}"
-        yield f"Asking {where} …\n"  # nothing is connected yet: the stream below says whether it answers
-        got = False
-        async with asyncio.timeout(60):
-            async for delta in llm.stream(TEST_PROMPT, max_tokens=48, temperature=conf.get("temperature", 0.7)):
-                if delta.text:
-                    got = True
-                    yield delta.text
-        yield "\n\n✓ The model answered." if got else "\n\n⚠ The endpoint answered with no text."
-    except EngineError as exc:
-        yield f"\n✗ {exc}"
-    except TimeoutError:
-        yield "\n✗ No complete answer within 60 s."
+        async for text in frontdoor.test_llm(config.llm):
+            yield text
     except Exception as exc:  # noqa: BLE001 - shown to the person testing; logged for the operator
         logger.exception("LLM connection test failed")
         yield f"\n✗ {type(exc).__name__}: {exc}"
-    finally:
-        if llm is not None:
-            await llm.aclose()
 
 
 @login_required
@@ -265,49 +242,15 @@ def pal_perception_coverage(request: HttpRequest) -> JsonResponse:
 def pal_preview_voice(request: HttpRequest) -> HttpResponse:
     """A WAV of a sample sentence spoken by the editor's current TTS settings."""
     try:
-        tts_conf, _ = _layer_from_post(request, "tts")
+        config = _pipeline_from_post(request, "tts")
     except SERVICE_ERRORS as exc:
         return JsonResponse({"error": _message(exc)}, status=400)
     text = (request.POST.get("preview_text") or PREVIEW_TEXT)[:300]
     try:
-        wav = async_to_sync(_synthesise_wav)(tts_conf, text, request.POST.get("language") or "english")
+        wav = async_to_sync(frontdoor.preview_voice)(config, text)
     except Exception as exc:  # noqa: BLE001 - EngineError and bad voices end up here, shown beside the button
         logger.info("voice preview failed: %s", exc)
         return JsonResponse({"error": str(exc)}, status=400)
     response = HttpResponse(wav, content_type="audio/wav")
     response["Cache-Control"] = "no-store"
     return response
-
-
-async def _synthesise_wav(conf: dict[str, Any], text: str, language: str) -> bytes:
-    from conversations.realtime.engines import registry
-    from conversations.realtime.engines.base import VoiceOptions
-    from conversations.realtime.engines.languages import language_code
-
-    settings = dict(conf.get("voice_settings") or {})
-    speed = float(settings.pop("speed", 1.0))
-    voice_id = conf.get("voice_id") or conf.get("external_voice_id") or ""
-    tts = await asyncio.to_thread(lambda: registry.get_tts(
-        conf.get("tts_engine") or None, api_key=conf.get("api_key") or "", voice_id=voice_id,
-        model=conf.get("tts_model_name") or "", base_url=conf.get("base_url") or "", settings=settings))
-    voice = VoiceOptions(voice=voice_id, language=language_code(language) or "en", speed=speed)
-    pcm: list[bytes] = []
-    rate = tts.sample_rate
-    try:
-        async with asyncio.timeout(30):
-            async for chunk in tts.synthesize(text, voice=voice):
-                rate = chunk.sample_rate
-                pcm.append(chunk.pcm.astype("<i2").tobytes())
-    finally:
-        if hasattr(tts, "aclose"):
-            await tts.aclose()
-    if not pcm:
-        raise ApplicationError("the voice produced no audio")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(pcm))
-    return buf.getvalue()
-

@@ -39,7 +39,7 @@ class SessionConfig:
 def load_session_config(conversation_id: str) -> SessionConfig | None:
     """Read everything a session needs from the database, once, into frozen data."""
     from conversations.selectors import conversation_get_public
-    from faces.services import face_assets_dir
+    from faces.paths import face_assets_dir
 
     conv = conversation_get_public(conversation_id=conversation_id)
     if conv is None:
@@ -82,31 +82,6 @@ def load_session_config(conversation_id: str) -> SessionConfig | None:
     )
 
 
-def build_engines(config: PipelineConfig) -> EngineBundle:
-    """The engines this PAL asks for: embedded ones are loaded once per process and shared by
-    every session; a remote LLM endpoint gets a client of its own. Runs in a thread."""
-    from conversations.realtime.engines import registry
-
-    echo = config.pipeline_mode == "echo"
-    llm = None
-    if not echo:
-        llm = registry.get_llm(
-            config.llm.model or None, base_url=config.llm.base_url or None, api_key=config.llm.api_key or None,
-            model=config.llm.model or None, headers=dict(config.llm.headers), extra_body=dict(config.llm.extra_body),
-            default_query=dict(config.llm.default_query),
-        )
-    return EngineBundle(
-        vad=registry.get_vad(),
-        tts=registry.get_tts(config.tts.tts_engine or None, api_key=config.tts.api_key, voice_id=config.tts.voice_id,
-                             model=config.tts.tts_model_name, base_url=config.tts.base_url,
-                             settings={k: v for k, v in config.tts.voice_settings.items() if k != "speed"}),
-        stt=None if echo else registry.get_stt(config.stt.stt_engine or None, language=config.language_code,
-                                               api_key=config.stt.api_key, base_url=config.stt.base_url),
-        llm=llm,
-        turn=registry.get_turn_model() if not echo and config.flow.smart_turn else None,
-    )
-
-
 def pipeline_for(config: SessionConfig, engines: EngineBundle, **hooks: Any) -> ConversationPipeline:
     """The pipeline a live call of ``config`` runs, with the live settings (the input buffer
     and everything else are ConversationPipeline's defaults); the benchmarks build theirs here
@@ -118,5 +93,6 @@ def build_renderer(config: SessionConfig):
     if config.audio_only or not config.face_assets:
         return None
     from faces.renderer import create_renderer
+    from faces.training import load_assets  # any version: version 1 folders are brought up to date
 
-    return create_renderer(config.face_assets, greenscreen=config.greenscreen)
+    return create_renderer(config.face_assets, greenscreen=config.greenscreen, load=load_assets)

@@ -106,11 +106,7 @@ class EnginesView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request):
-        from conversations.realtime import layerspec
-        from conversations.realtime.engines.registry import available_engines
+        from conversations.realtime.frontdoor import engine_catalogue
 
-        engines = dict(available_engines())
-        for kind, layer, name in (("perception", "perception", "perception_model"),
-                                  ("turn_detection", "conversational_flow", "turn_detection_model")):
-            engines[kind] = [{"name": n} for n in layerspec.get(layer, name).choices]
+        engines = engine_catalogue()
         return Response({"data": engines})

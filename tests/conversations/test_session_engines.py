@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from conversations.services import conversation_create
-from conversations.live.config import build_engines, load_session_config
+from conversations.live.config import load_session_config
+from conversations.realtime.frontdoor import build_engines
 from tests.factories import make_face, make_pal
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import pytest
 from conversations.realtime import netguard
 from conversations.realtime.engines.base import EngineError, VoiceOptions
 from conversations.realtime.engines.cloud_tts import OpenAISpeechTTS
-from conversations.realtime.engines.llm import OpenAILLM
+from conversations.realtime.engines.openai_llm import OpenAILLM
 
 PUBLIC = "93.184.216.34"  # a literal public address: checked without any DNS or network
 
@@ -72,7 +72,7 @@ def test_remote_engines_report_the_refusal(private_refused):
 
 def test_face_downloads_refuse_private_addresses(private_refused, tmp_path):
     """(Webhooks: tests/cvi_site/test_webhooks.py, a private receiver is recorded and never tried.)"""
-    from faces.services import _download
+    from faces.training_job import _download
     from faces.training import TrainingError
 
     with pytest.raises(TrainingError, match="private address") as err:

@@ -45,7 +45,7 @@ class Command(BaseCommand):
     def handle(self, *args, questions, model, pal, json_path, **options):
         from conversations.realtime.context import ConversationContext
         from conversations.realtime.engines import registry
-        from conversations.live.config import build_engines
+        from conversations.realtime.frontdoor import build_engines
         from cvi_site.llmservice import llm_service_as_served
 
         try:

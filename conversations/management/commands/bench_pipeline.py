@@ -27,7 +27,8 @@ class Command(BaseCommand):
     def handle(self, *args, turns, utterances, voices, pal, language, json_path, **options):
         from conversations.realtime.bench import DEFAULT_VOICES, run_pipeline_bench
         from conversations.realtime.engines import registry
-        from conversations.live.config import build_engines, pipeline_for
+        from conversations.live.config import pipeline_for
+        from conversations.realtime.frontdoor import build_engines
         from cvi_site.llmservice import llm_service_as_served
 
         if turns < 1:

@@ -4,6 +4,7 @@ turn. eSpeak NG speech through the pipeline a live call of the PAL gets, in real
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -30,7 +31,8 @@ class Command(BaseCommand):
     def handle(self, *args, cases, pal, language, voices, pause_ms, json_path, **options):
         from conversations.realtime.bench import DEFAULT_VOICES, parse_turn_cases, run_turn_end_bench
         from conversations.realtime.engines import registry
-        from conversations.live.config import build_engines, pipeline_for
+        from conversations.live.config import pipeline_for
+        from conversations.realtime.frontdoor import build_engines
         from cvi_site.llmservice import llm_service_as_served
 
         try:
@@ -63,7 +65,7 @@ class Command(BaseCommand):
 
             data = asyncio.run(run())
         data["load_avg"] = {"start": round(load0, 2), "end": round(os.getloadavg()[0], 2)}
-        data["patience"] = config.pipeline.flow.turn_taking_patience
+        data["turn_waits"] = dataclasses.asdict(config.pipeline.flow.waits)  # the PAL's level, as waits
         data["turn_detection"] = getattr(engines.turn, "name", None) or "transcript only"
         self.stdout.write(json.dumps({k: v for k, v in data.items() if k != "per_case"}, indent=2))
         write_json(json_path, data)
