@@ -3,7 +3,8 @@
 It only wires parts: the frozen configuration and engines (``conversations.live.config``), the
 pipeline, the participants' peer connections, the event sink that stores what happens
 (``conversations.live.sink``, called from one writer task so order holds), the perception policy
-(``conversations.live.perception``), the recorder, and the call's timers and shutdown reasons.
+(``conversations.live.perception``), the recording (``conversations.live.recording``), and the
+call's timers and shutdown reasons.
 One session per live conversation per server process; ``conversations.live.registry`` opens,
 finds and counts them.
 """
@@ -24,6 +25,7 @@ from conversations.groups import session_group
 from conversations.live import supervisor
 from conversations.live.config import SessionConfig, build_renderer, pipeline_for
 from conversations.live.perception import PerceptionPolicy, create_monitor
+from conversations.live.recording import SessionRecording
 from conversations.live.registry import JoinRefused
 from conversations.live.sink import EventStore
 from conversations.realtime.agent import ConversationPipeline
@@ -70,7 +72,7 @@ class ConversationSession:
         self.channel_name = ""
         self.perception = None  # PerceptionMonitor when the PAL's perception layer is on (set in open)
         self.perception_policy: PerceptionPolicy | None = None
-        self.recorder = None  # CallRecorder with properties.enable_recording (set in open)
+        self.recording: SessionRecording | None = None  # with properties.enable_recording (set in open)
         #: where this server is reached, for the links the call emits (never a participant's Host)
         self.base_url = config.base_url
 
@@ -93,7 +95,10 @@ class ConversationSession:
                               speaking=lambda: pipeline.output.replica_speaking,
                               audio_only=self.config.audio_only or renderer is None)
         if self.config.enable_recording:
-            self._start_recorder(None if self.config.audio_only or renderer is None else (renderer.width, renderer.height))
+            self.recording = SessionRecording(
+                self.id, None if self.config.audio_only or renderer is None else (renderer.width, renderer.height),
+                store=self.store, base_url=self.base_url, on_event=self._on_event)
+            self.pump.recorder = self.recording.recorder
         self.spawn(self._writer(), "writer")
         self.spawn(supervisor.watch_timers(self), "timers")
         layer = get_channel_layer()
@@ -108,35 +113,10 @@ class ConversationSession:
             # so the first reply does not pay for it (~1 s for a 130-token prompt on 2 cores).
             self.spawn(self._warm_up(engines.llm), "warm_up")
 
-    def _start_recorder(self, video_size: tuple[int, int] | None) -> None:
-        from conversations.realtime.recorder import CallRecorder
-        from conversations.services import recording_path_for
-
-        self.recorder = CallRecorder(recording_path_for(self.id, video=video_size is not None), video_size=video_size)
-        self.recorder.start()
-        self.pump.recorder = self.recorder
-
     def _on_mic_audio(self, participant: Participant, pcm, rate: int, channels: int) -> None:
         self.pipeline.push_audio(pcm, rate, channels=channels)
-        if self.recorder is not None:
-            self.recorder.add_user_audio(pcm, rate, channels, source=participant)
-
-    async def _finish_recording(self) -> None:
-        recorder, self.recorder = self.recorder, None
-        if recorder is None:
-            return
-        recording = await asyncio.to_thread(recorder.close)
-        if recording is None:
-            if recorder.error:
-                self._on_event({"message_type": "system", "event_type": "system.error", "conversation_id": self.id,
-                                "timestamp": time.time(),
-                                "properties": {"engine": "recorder", "message": f"the recording failed: {recorder.error}"}})
-            return
-        logger.info("recording %s: %.1f s, %d bytes", recording.path.name, recording.duration_s, recording.size_bytes)
-        try:
-            await database_sync_to_async(self.store.store_recording)(recording, self.base_url or "http://localhost:8000")
-        except Exception:  # noqa: BLE001 - the shutdown must go on; the file stays for an operator
-            logger.exception("could not store the recording %s", recording.path)
+        if self.recording is not None:
+            self.recording.add_user_audio(pcm, rate, channels, source=participant)
 
     async def _warm_up(self, llm) -> None:
         try:
@@ -239,7 +219,9 @@ class ConversationSession:
                 await participant.peer.close()
         if self.pump is not None:
             await self.pump.close()
-        await self._finish_recording()
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            await recording.finish()
         if self.pipeline is not None:
             await self.pipeline.close()
             llm = getattr(self.pipeline.engines, "llm", None)
