@@ -22,7 +22,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from .transport import AUDIO_RATE, AUDIO_SAMPLES, drain_datagram_sockets, include_loopback_candidates
+from conversations.realtime.transport import AUDIO_RATE, AUDIO_SAMPLES, drain_datagram_sockets, include_loopback_candidates
 
 REPLY_LEVEL = 500  # int16 peak that counts as "reply audio is playing"
 

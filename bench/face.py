@@ -116,10 +116,10 @@ def bench_render(assets: FaceAssets, seconds: float = 10.0, *, codec: str = "vp8
 def bench_training(seconds: float = 60.0, *, work_dir: str | Path | None = None) -> dict:
     """Generate a ``seconds`` long talking video of the stock face (about a third listening
     first, speech, listening at the end) and time ``train_from_video`` on it."""
+    from bench.face_video import SPEECH, make_training_video
     from faces.training.legacy import load_assets
-    from faces.training.video import train_from_video
     from faces.training.stock import build_stock_face
-    from faces.training.synthetic import SPEECH, make_training_video
+    from faces.training.video import train_from_video
 
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="opencvi-train-bench-"))
     build_stock_face(work / "stock")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .clock import Clock, ManualClock
+from conversations.realtime.clock import Clock, ManualClock
 
 
 @dataclass

@@ -48,8 +48,8 @@ def live_session_config(*, pal_id: str, language: str = "english"):  # -> sessio
     """The SessionConfig a live call of this PAL gets: a conversation is created through the
     API's own service (``test_mode``: it is stored ended and holds no slot) and read back by
     ``live.config.load_session_config``, the function a live session uses."""
-    from conversations.services import conversation_create
     from conversations.live.config import load_session_config
+    from conversations.services import conversation_create
     from cvi_site.models import Account
     from cvi_site.services import account_create
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .engine import FrameReading, MediaPipePerception, PerceptionStream, get_engine
-from .monitor import PerceptionMonitor, SamplingPolicy
-from .synthetic import SCRIPT, SCRIPT_END_S, jitter, scene_at, scene_frame
+from bench.perception_scene import SCRIPT, SCRIPT_END_S, jitter, scene_at, scene_frame
+from conversations.realtime.perception.engine import FrameReading, MediaPipePerception, PerceptionStream, get_engine
+from conversations.realtime.perception.monitor import PerceptionMonitor, SamplingPolicy
 
 #: conversation phases the benchmark cycles through: (who speaks, seconds)
 PHASES: tuple[tuple[str, float], ...] = (("user", 4.0), ("replica", 4.0), ("idle", 2.0))

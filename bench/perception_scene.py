@@ -4,7 +4,7 @@ reprojection of the face mesh, so the pose really changes), turned away (the fac
 the body still there), absent (the empty background), and two people side by side.
 
 Frames are 640×480 RGB uint8, as a webcam would send them. Used by the perception tests,
-the transport tests (through ``conversations.realtime.client.CameraTrack``) and
+the transport tests (through ``bench.client.CameraTrack``) and
 ``manage.py bench_perception``; it needs scikit-image and SciPy (both in requirements).
 """
 from __future__ import annotations

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from . import events as ev
-from .agent import ConversationPipeline
-from .audio import resample
-from .engines.base import VoiceOptions
-from .harness import RealtimeDriver
+from bench.harness import RealtimeDriver
+from conversations.realtime import events as ev
+from conversations.realtime.agent import ConversationPipeline
+from conversations.realtime.audio import resample
+from conversations.realtime.engines.base import VoiceOptions
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from conversations.realtime import netguard
-        from conversations.realtime.engines import registry
+        from conversations.realtime.engines import outbound, registry
+        from cvi_site import netguard
 
         # Engines read their model files from the data dir that setup_opencvi filled.
         if settings.LLM_MODEL and registry.canonical_name("llm", settings.LLM_MODEL) not in registry.EMBEDDED_LLMS:
@@ -22,3 +22,5 @@ class ConversationsConfig(AppConfig):
                            live_calls=settings.MAX_LIVE_CALLS_PER_PROCESS, llm_threads=settings.LLM_THREADS,
                            stt_threads=settings.STT_THREADS)
         netguard.configure(allow_private=settings.ALLOW_PRIVATE_URLS)
+        # remote engines connect through the site's rule
+        outbound.install(async_client=netguard.async_client, client=netguard.client, check=netguard.acheck_request)

@@ -1,4 +1,4 @@
-"""Where the server may connect on an account's behalf (no Django).
+"""Where the server may connect on an account's behalf (the site's outbound rule; no Django imports).
 
 Remote engines (LLM, TTS, vision endpoints), face downloads and webhooks go to URLs that
 accounts choose. On a self-hosted box that is what you want (a GPU server on the LAN, a

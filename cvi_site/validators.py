@@ -30,7 +30,7 @@ def outbound_url_problem(url: str, *, schemes: tuple[str, ...] = ("http", "https
     ``netguard`` when it is used (a name may resolve differently later)."""
     import httpx
 
-    from conversations.realtime import netguard
+    from cvi_site import netguard
 
     parts = urlsplit(url)
     if parts.scheme not in schemes or not parts.hostname:

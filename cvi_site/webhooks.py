@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone as dj_timezone
 
-from conversations.realtime import netguard
+from cvi_site import netguard
 from cvi_site.models import WebhookDelivery
 
 logger = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ def _notify(face_id: str) -> None:
 def _download(url: str, dest: Path, *, kind: str) -> Path:
     import httpx
 
-    from conversations.realtime import netguard
+    from cvi_site import netguard
 
     limit = settings.MAX_UPLOAD_BYTES
     try:

@@ -1,4 +1,4 @@
 """End-to-end tests start the real site through the same helper the benchmarks use."""
-from cvi_site.livesite import ROOT, LiveSite, free_port, start_site
+from bench.livesite import ROOT, LiveSite, free_port, start_site
 
 __all__ = ["ROOT", "LiveSite", "free_port", "start_site"]

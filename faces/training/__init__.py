@@ -9,7 +9,7 @@ The Celery task (faces.tasks) calls these through faces.training_job:
   is ``faces.assets``, version 1 folders are brought up to date by ``faces.training.legacy``)
 
 Bad input raises ``TrainingError(code, message)`` with the documented error codes.
-Benchmarks: ``faces.training.bench.bench_render`` / ``bench_training``.
+Benchmarks: ``bench.face`` (``bench_render``, ``bench_training``), outside the product's runtime.
 """
 from faces.assets import AssetsInfo, FaceAssets
 from faces.training.errors import TrainingError
@@ -24,17 +24,6 @@ def train_from_video(path, out_dir, *, progress=None, consent=None) -> AssetsInf
     return _train(path, out_dir, progress=progress, consent=consent)
 
 
-def bench_render(assets: FaceAssets, seconds: float = 10.0, **kwargs) -> dict:
-    from faces.training.bench import bench_render as _bench
 
-    return _bench(assets, seconds, **kwargs)
-
-
-def bench_training(seconds: float = 60.0, **kwargs) -> dict:
-    from faces.training.bench import bench_training as _bench
-
-    return _bench(seconds, **kwargs)
-
-
-__all__ = ["AssetsInfo", "FaceAssets", "TrainingError", "bench_render", "bench_training", "build_stock_face",
-           "load_assets", "train_from_image", "train_from_video"]
+__all__ = ["AssetsInfo", "FaceAssets", "TrainingError", "build_stock_face", "load_assets", "train_from_image",
+           "train_from_video"]

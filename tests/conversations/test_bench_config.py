@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from conversations.benchmarks import live_session_config
-from conversations.services import conversation_create
+from bench.live import live_session_config
 from conversations.live.config import load_session_config
+from conversations.services import conversation_create
 
 
 @pytest.mark.django_db

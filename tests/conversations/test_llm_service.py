@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from cvi_site.livesite import free_port
+from bench.livesite import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conversations.realtime.client import CVIClient, WebsocketSignalling
+from bench.client import CVIClient, WebsocketSignalling
 from tests.live import ROOT, free_port, start_site
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Two aiortc peers over loopback: the headless client (conversations.realtime.client) talks
+"""Two aiortc peers over loopback: the headless client (bench.client) talks
 to a real session through the real consumer, with the real embedded engines. Speech is made
 by eSpeak NG; the reply audio, face video and the protocol events come back over WebRTC."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from bench.client import CVIClient
 from conversations.models import Conversation, Utterance
 from conversations.realtime.audio import StreamResampler
-from conversations.realtime.client import CVIClient
 from conversations.realtime.engines.base import VoiceOptions
 from cvi_site.asgi import application
 

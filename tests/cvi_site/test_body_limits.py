@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from cvi_site.livesite import start_site
+from bench.livesite import start_site
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import asyncio
 import httpx
 import pytest
 
-from conversations.realtime import netguard
 from conversations.realtime.engines.base import EngineError, VoiceOptions
 from conversations.realtime.engines.cloud_tts import OpenAISpeechTTS
 from conversations.realtime.engines.openai_llm import OpenAILLM
+from cvi_site import netguard
 
 PUBLIC = "93.184.216.34"  # a literal public address: checked without any DNS or network
 
@@ -72,8 +72,8 @@ def test_remote_engines_report_the_refusal(private_refused):
 
 def test_face_downloads_refuse_private_addresses(private_refused, tmp_path):
     """(Webhooks: tests/cvi_site/test_webhooks.py, a private receiver is recorded and never tried.)"""
-    from faces.training_job import _download
     from faces.training import TrainingError
+    from faces.training_job import _download
 
     with pytest.raises(TrainingError, match="private address") as err:
         _download("http://127.0.0.1:9/video.mp4", tmp_path / "v.mp4", kind="video")

@@ -135,7 +135,7 @@ def test_a_refusal_is_not_retried(settings, scheduled):
 
 
 def test_a_private_address_is_recorded_and_never_tried(scheduled):
-    from conversations.realtime import netguard
+    from cvi_site import netguard
 
     receiver = Receiver([204])
     netguard.configure(allow_private=False)

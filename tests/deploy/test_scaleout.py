@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conversations.realtime.client import CVIClient, WebsocketSignalling
+from bench.client import CVIClient, WebsocketSignalling
 from cvi_site.deploy import nginx_config
 from cvi_site.llmservice import wait_for_http
 from tests.conftest import require_service

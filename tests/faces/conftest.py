@@ -28,7 +28,7 @@ def stock_assets(stock_dir):
 @pytest.fixture(scope="session")
 def reply_chunks():
     """A spoken reply of three phrases (eSpeak NG, with word and phoneme timings)."""
-    from faces.training.bench import reply_chunks as speak
+    from bench.face import reply_chunks as speak
 
     chunks = speak("Hello! It is wonderful to see you. How are you today?")
     assert len(chunks) >= 2 and all(c.phonemes for c in chunks)
@@ -37,7 +37,7 @@ def reply_chunks():
 
 @pytest.fixture(scope="session")
 def training_videos(tmp_path_factory, stock_assets) -> dict[str, Path]:
-    from faces.training.synthetic import make_variant_videos
+    from bench.face_video import make_variant_videos
 
     return make_variant_videos(tmp_path_factory.mktemp("videos"), stock_assets)
 

@@ -237,7 +237,7 @@ def test_other_sizes(stock_assets, reply_chunks):
 
 
 def test_contact_sheet_of_idle_and_speaking(stock_assets, reply_chunks):
-    from faces.training.bench import contact_sheet
+    from bench.face import contact_sheet
 
     sheet = contact_sheet(stock_assets, chunks=reply_chunks)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -251,7 +251,7 @@ def test_contact_sheet_of_idle_and_speaking(stock_assets, reply_chunks):
 def test_bench_render_times_the_calls_own_encoder(stock_assets, reply_chunks, codec):
     """The benchmark's figures come from the encoder a call really uses (aiortc's): every frame
     gives RTP packets, and the totals add up."""
-    from faces.training.bench import bench_render
+    from bench.face import bench_render
 
     result = bench_render(stock_assets, 1.0, codec=codec, chunks=reply_chunks, record=codec == "vp8")
     assert result["frames"] == 25 and result["codec"] == codec

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.face_video import make_training_video
 from faces.assets import OPEN_LEVELS, SHAPES
 from faces.renderer import FaceRendererEngine
 from faces.training import TrainingError, load_assets, train_from_video
 from faces.training.probe import probe
-from faces.training.synthetic import make_training_video
 
 pytestmark = pytest.mark.slow
 

@@ -76,8 +76,8 @@ def training_file(tmp_path_factory, site) -> Path:
     with a listening part), made with the faces package's generator; a photo without it."""
     out = tmp_path_factory.mktemp("face-upload")
     if site.training:
+        from bench.face_video import make_training_video
         from faces.training import load_assets
-        from faces.training.synthetic import make_training_video
 
         stock = load_assets(site.data_dir / "faces" / "rstock000001")
         return Path(make_training_video(out / "talking.mp4", stock))

@@ -394,7 +394,7 @@ def test_test_connection_refuses_an_invalid_setting(web):
 def test_test_connection_refuses_a_private_address_before_trying_it(web):
     """With ALLOW_PRIVATE_URLS off the connection test says why it did not test, and never
     claims to have reached the endpoint."""
-    from conversations.realtime import netguard
+    from cvi_site import netguard
 
     netguard.configure(allow_private=False)
     try:

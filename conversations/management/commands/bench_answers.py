@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.benchmarks import live_session_config, stats, write_json
+from bench.live import live_session_config, stats, write_json
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parents[2] / "bench_data" / "questions_en.txt"
 

@@ -7,7 +7,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.benchmarks import write_json
+from bench.live import write_json
 
 GOAL_MS = 12.0
 GOAL_CPU_SHARE = 0.10
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path", help="write the figures here")
 
     def handle(self, *args, seconds, camera_fps, json_path, **options):
-        from conversations.realtime.perception.bench import run_perception_bench
+        from bench.perception import run_perception_bench
 
         if seconds <= 0 or camera_fps <= 0:
             raise CommandError("--seconds and --camera-fps must be positive")

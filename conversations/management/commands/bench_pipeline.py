@@ -9,7 +9,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.benchmarks import live_session_config, load_utterances, write_json
+from bench.live import live_session_config, load_utterances, write_json
 
 
 class Command(BaseCommand):
@@ -25,9 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path", help="write the figures here")
 
     def handle(self, *args, turns, utterances, voices, pal, language, json_path, **options):
-        from conversations.realtime.bench import DEFAULT_VOICES, run_pipeline_bench
-        from conversations.realtime.engines import registry
+        from bench.pipeline import DEFAULT_VOICES, run_pipeline_bench
         from conversations.live.config import pipeline_for
+        from conversations.realtime.engines import registry
         from conversations.realtime.frontdoor import build_engines
         from cvi_site.llmservice import llm_service_as_served
 

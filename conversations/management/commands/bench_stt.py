@@ -8,7 +8,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.benchmarks import load_utterances, stats, write_json
+from bench.live import load_utterances, stats, write_json
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path")
 
     def handle(self, *args, utterances, engines, beams, threads, voices, json_path, **options):
-        from conversations.realtime.bench import DEFAULT_VOICES, speak, word_error_rate
+        from bench.pipeline import DEFAULT_VOICES, speak, word_error_rate
         from conversations.realtime.engines import registry
 
         try:

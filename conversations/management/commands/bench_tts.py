@@ -9,7 +9,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from conversations.benchmarks import stats, write_json
+from bench.live import stats, write_json
 
 FIRST_PHRASES = ["Sure,", "Well, I think", "The capital is Paris.", "Good question!", "Of course,",
                  "Let me see,", "That sounds great.", "Hello there!"]

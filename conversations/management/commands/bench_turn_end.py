@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.benchmarks import live_session_config, write_json
+from bench.live import live_session_config, write_json
 
 DEFAULT_CASES = Path(__file__).resolve().parents[2] / "bench_data" / "turn_end_cases.txt"
 
@@ -29,9 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path")
 
     def handle(self, *args, cases, pal, language, voices, pause_ms, json_path, **options):
-        from conversations.realtime.bench import DEFAULT_VOICES, parse_turn_cases, run_turn_end_bench
-        from conversations.realtime.engines import registry
+        from bench.pipeline import DEFAULT_VOICES, parse_turn_cases, run_turn_end_bench
         from conversations.live.config import pipeline_for
+        from conversations.realtime.engines import registry
         from conversations.realtime.frontdoor import build_engines
         from cvi_site.llmservice import llm_service_as_served
 

@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.benchmarks import VOICES, load_utterances, speech, stats, write_json
+from bench.live import VOICES, load_utterances, speech, stats, write_json
 
 
 #: every wait of the benchmark has a limit: a call that misses one is reported, never waited on forever
@@ -98,7 +98,7 @@ class Command(BaseCommand):
         write_json(json_path, data)
 
     def _start_site(self, log_level: str):
-        from cvi_site.livesite import start_site
+        from bench.livesite import start_site
 
         data_dir = Path(tempfile.mkdtemp(prefix="opencvi-bench-"))
         self.stdout.write(f"starting a site in {data_dir} …")
@@ -214,7 +214,7 @@ async def _talk_watched(ws_url, audio, turns, deadline, *, offset) -> dict:
 
 
 async def _talk(ws_url, audio, turns, deadline, *, offset):
-    from conversations.realtime.client import CVIClient, WebsocketSignalling
+    from bench.client import CVIClient, WebsocketSignalling
 
     mouth = MouthTracker()
     signalling = WebsocketSignalling(ws_url)

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from .. import netguard
+from . import outbound
 from .base import EngineError, PhonemeTiming, SpeechToText, TextToSpeech, Transcript, TTSChunk, VoiceOptions, WordTiming
 from .timings import TimedChunker, azure_viseme, locate_words
 
@@ -85,7 +85,7 @@ def speech_config(*, api_key: str, region: str, base_url: str, engine: str):  # 
 
 async def _check_address(url: str, engine: str) -> None:
     try:
-        await netguard.acheck_request(httpx.Request("GET", url.replace("wss://", "https://", 1)
+        await outbound.check_request(httpx.Request("GET", url.replace("wss://", "https://", 1)
                                                     .replace("ws://", "http://", 1)))
     except httpx.ConnectError as exc:
         raise EngineError(f"{engine}: {exc}", engine=engine, code="tts_unreachable") from exc

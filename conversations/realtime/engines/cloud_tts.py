@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from .. import netguard
+from . import outbound
 from .azure_speech import AzureTTS
 from .base import EngineError, PhonemeTiming, TextToSpeech, TTSChunk, VoiceOptions
 from .timings import TimedChunker, ipa_mnemonic, letter_phonemes, locate_words, words_from_characters
@@ -49,7 +49,7 @@ class HTTPStreamingTTS(TextToSpeech, abc.ABC):
         self.settings = dict(settings or {})
         if not self.base_url:
             raise EngineError(f"the {self.name} TTS engine needs a base_url", engine=self.name, code="bad_config")
-        self._client = netguard.async_client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self._client = outbound.async_client(timeout=httpx.Timeout(timeout, connect=5.0))
 
     @abc.abstractmethod
     def request(self, text: str, voice: VoiceOptions) -> dict[str, Any]:

@@ -65,11 +65,11 @@ class OpenAILLM(LanguageModel):
             await client.aclose()
 
     def _http(self):  # noqa: ANN202 - httpx.AsyncClient, imported lazily
-        """This engine's connection pool (through netguard: private-address rules apply)."""
+        """This engine's connection pool (through the site's outbound policy: engines/outbound.py)."""
         if self._client is None:
-            from .. import netguard
+            from . import outbound
 
-            self._client = netguard.async_client(timeout=self._timeout)
+            self._client = outbound.async_client(timeout=self._timeout)
         return self._client
 
     def _scrub(self, text: str) -> str:

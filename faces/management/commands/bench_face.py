@@ -5,7 +5,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.benchmarks import write_json
+from bench.live import write_json
 
 
 class Command(BaseCommand):
@@ -22,10 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path")
 
     def handle(self, *args, face, seconds, codec, greenscreen, record, json_path, **options):
+        from bench.face import bench_render
         from faces.models import Face
         from faces.paths import face_assets_dir
         from faces.training import load_assets
-        from faces.training.bench import bench_render
 
         obj = Face.objects.filter(pk=face).first()
         if obj is None or obj.status != Face.Status.READY:

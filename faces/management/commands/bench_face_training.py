@@ -5,7 +5,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from conversations.benchmarks import write_json
+from bench.live import write_json
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="json_path")
 
     def handle(self, *args, seconds, json_path, **options):
-        from faces.training.bench import bench_training
+        from bench.face import bench_training
 
         data = bench_training(seconds)
         self.stdout.write(json.dumps(data, indent=2))

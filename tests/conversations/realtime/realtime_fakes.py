@@ -208,10 +208,10 @@ def make_pipeline(*, layers: dict[str, Any] | None = None, system_prompt: str = 
                   stt: FakeSTT | None = None, llm: FakeLLM | None = None, tts: FakeTTS | None = None,
                   conversational_context: str = "", renderer: Any = None, speed: float = 0.0,
                   events: list[dict[str, Any]] | None = None, turn: Any = None):  # noqa: ANN201
+    from bench.harness import RealtimeDriver
     from conversations.realtime.agent import ConversationPipeline, EngineBundle
     from conversations.realtime.clock import ManualClock
     from conversations.realtime.config import PipelineConfig
-    from conversations.realtime.harness import RealtimeDriver
 
     cfg = PipelineConfig.from_layers(system_prompt, context, layers or {},
                                      conversational_context=conversational_context,

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.harness import RealtimeDriver
 from conversations.realtime import events as ev
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
 from conversations.realtime.audio import resample
 from conversations.realtime.config import PipelineConfig
 from conversations.realtime.engines.base import VoiceOptions
-from conversations.realtime.harness import RealtimeDriver
 from tests.conversations.realtime.engines.engine_helpers import word_error_rate
 from tests.conversations.realtime.engines.engine_helpers import words_of as words
 from tests.conversations.realtime.realtime_fakes import run

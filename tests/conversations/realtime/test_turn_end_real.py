@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.harness import RealtimeDriver
+from bench.pipeline import cut_after_words, speak_words, word_error_rate
 from conversations.realtime import events as ev
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
-from conversations.realtime.bench import cut_after_words, speak_words, word_error_rate
 from conversations.realtime.config import PATIENCE_WAITS, PipelineConfig
 from conversations.realtime.engines import models
 from conversations.realtime.engines.base import EngineError
-from conversations.realtime.harness import RealtimeDriver
 from tests.conversations.realtime.realtime_fakes import run
 
 pytestmark = pytest.mark.slow

@@ -178,10 +178,10 @@ def test_the_engines_are_listed_with_what_they_need():
 def test_a_pal_on_a_remote_tts_speaks_in_the_pipeline(speak_back):
     """Echo mode with a PAL whose TTS is an OpenAI-compatible server: the reply audio that the
     transport pulls is that server's speech (Whisper hears the words), with the usual events."""
+    from bench.harness import RealtimeDriver
     from conversations.realtime import events as ev
     from conversations.realtime.agent import ConversationPipeline, EngineBundle
     from conversations.realtime.config import PipelineConfig
-    from conversations.realtime.harness import RealtimeDriver
     from tests.conversations.realtime.realtime_fakes import run
 
     with SpeechServer() as server:

@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
+from bench import perception_scene as sv
 from conversations.realtime.clock import ManualClock
-from conversations.realtime.perception import synthetic as sv
 from conversations.realtime.perception.engine import MediaPipePerception, get_engine
 from conversations.realtime.perception.monitor import PERCEPTION_CHANGE, PerceptionMonitor, SamplingPolicy
 

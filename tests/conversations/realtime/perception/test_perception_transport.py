@@ -1,5 +1,5 @@
 """Perception through the real transport: a headless aiortc client
-(conversations.realtime.client) sends a synthetic camera (CameraTrack playing the stock
+(bench.client) sends a synthetic camera (CameraTrack playing the stock
 portrait) to a real session through the real consumer; the frames reach the embedded
 perception engine, and the LLM's next prompt carries the visual context. The speech engines
 are fakes (tone bursts as words, realtime_fakes.py), so the test isolates perception.
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from bench import perception_scene as sv
+from bench.client import CameraTrack, CVIClient
 from conversations.models import Conversation, ConversationEvent, Utterance
 from conversations.realtime.agent import EngineBundle
-from conversations.realtime.client import CameraTrack, CVIClient
-from conversations.realtime.perception import synthetic as sv
 from cvi_site.asgi import application
 from tests.conversations.realtime.perception.vision_server import images_of, text_of, vision_server
 from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conversations.realtime.perception import synthetic as sv
+from bench import perception_scene as sv
 from conversations.realtime.perception.engine import get_engine
 from conversations.realtime.perception.monitor import (
     PERCEPTION_AWARENESS,

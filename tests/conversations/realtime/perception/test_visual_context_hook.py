@@ -3,12 +3,12 @@ turn sent to the LLM carries the visual context of that moment, the user's
 conversation.utterance carries the same text, and older turns keep theirs."""
 from __future__ import annotations
 
+from bench.harness import RealtimeDriver
 from conversations.realtime import events as ev
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
 from conversations.realtime.clock import ManualClock
 from conversations.realtime.config import PipelineConfig
 from conversations.realtime.context import VISUAL_CONTEXT_NOTE
-from conversations.realtime.harness import RealtimeDriver
 from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, FakeTTS, FakeVAD, run, words_audio
 
 
