@@ -23,4 +23,4 @@ class ConversationsConfig(AppConfig):
                            stt_threads=settings.STT_THREADS)
         netguard.configure(allow_private=settings.ALLOW_PRIVATE_URLS)
         # remote engines connect through the site's rule
-        outbound.install(async_client=netguard.async_client, client=netguard.client, check=netguard.acheck_request)
+        outbound.install(async_client=netguard.async_client, check=netguard.acheck_request)

@@ -177,6 +177,10 @@ def conversation_create(*, account: Account, data: dict[str, Any], base_url: str
     values = dict(serializer.validated_data)
     pal = _resolve_pal(account, values.pop("pal_id", None))
     face = _resolve_face(account, values.pop("face_id", None), pal)
+    if values.get("document_ids"):
+        from knowledge.services import check_document_ids
+
+        check_document_ids(account=account, document_ids=values["document_ids"])
     properties = {**PROPERTY_DEFAULTS, **dict(values.pop("properties", {}))}
     _check_stt_language(pal, properties["language"])
     test_mode = values.get("test_mode", False)
@@ -215,6 +219,10 @@ def conversation_end(*, conversation: Conversation, reason: str = Shutdown.END_E
                  properties={"replica_id": conversation.face_id, "shutdown_reason": reason})
     _send_transcript(conversation)
     transaction.on_commit(lambda: _notify_session_end(conversation.pk, reason))
+    if conversation.memory_stores and conversation.started_at is not None:
+        from knowledge.tasks import memories_learn
+
+        transaction.on_commit(lambda: memories_learn.delay(conversation.pk))
     return conversation
 
 

@@ -33,6 +33,7 @@ from conversations.realtime.events import UTTERANCE_STREAMING
 from conversations.realtime.frontdoor import build_engines
 from conversations.realtime.protocol import ProtocolError
 from conversations.realtime.transport import MediaPump, PeerSession, rtc_configuration
+from knowledge.retrieval import load_knowledge
 from cvi_site.logging import conversation_id_var
 
 logger = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ class ConversationSession:
         self.perception = await asyncio.to_thread(create_monitor, self.config, self._emit_perception, self.id)
         if self.perception is not None:
             self.perception_policy = PerceptionPolicy(self.perception, spawn=self.spawn, ended=lambda: self.ended)
+        knowledge = await asyncio.to_thread(load_knowledge, self.config.knowledge) if self.config.knowledge else None
         self.pipeline = pipeline_for(
             self.config, engines, event_sink=self._on_event, renderer=renderer,
+            knowledge_provider=knowledge.retrieve if knowledge is not None else None,
             visual_context_provider=self.perception.visual_context if self.perception is not None else None,
         )
         if self.perception_policy is not None:

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "pals",
     "faces",
     "conversations",
+    "knowledge",
 ]
 
 MIDDLEWARE = [
@@ -228,6 +229,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "conversations-stale": {"task": "conversations.conversation_fail_stale", "schedule": 15.0},
     "faces-stale": {"task": "faces.face_fail_stale", "schedule": 300.0},
+    "documents-stale": {"task": "knowledge.document_fail_stale", "schedule": 300.0},
     # Webhook retries whose timed task was lost (a worker restarted while it waited).
     "webhooks-overdue": {"task": "cvi_site.webhook_retry_overdue", "schedule": 60.0},
 }

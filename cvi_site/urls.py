@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("pals.urls")),
     path("", include("faces.urls")),
     path("", include("conversations.urls")),
+    path("", include("knowledge.urls")),
     path("", include("cvi_site.web_urls")),
     path("", include("conversations.page_urls")),
 ]

@@ -5,6 +5,7 @@ from django.urls import path
 from conversations import views as conversation_views
 from cvi_site import web
 from faces import views as face_views
+from knowledge import views as knowledge_views
 from pals import views as pal_views
 
 app_name = "web"
@@ -35,6 +36,10 @@ urlpatterns = [
     path("faces/<str:face_id>/delete/", face_views.face_delete, name="face_delete"),
     path("faces/<str:face_id>/thumbnail.jpg", face_views.face_thumbnail, name="face_thumbnail"),
     path("faces/<str:face_id>/preview.mp4", face_views.face_preview, name="face_preview"),
+    # knowledge base and memories
+    path("knowledge/", knowledge_views.knowledge_page, name="knowledge"),
+    path("knowledge/documents/<str:document_id>/delete/", knowledge_views.document_delete, name="document_delete"),
+    path("knowledge/memories/<str:store>/", knowledge_views.memory_store, name="memory_store"),
     # conversations
     path("conversations/", conversation_views.conversation_list, name="conversation_list"),
     path("conversations/<str:conversation_id>/", conversation_views.conversation_detail, name="conversation_detail"),

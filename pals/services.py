@@ -81,6 +81,11 @@ def _apply(pal: Pal, values: dict[str, Any]) -> Pal:
     for field, value in values.items():
         if field == "default_face_id":
             pal.default_face = _resolve_face(pal.account, value)
+        elif field == "document_ids" and value and pal.account is not None:
+            from knowledge.services import check_document_ids
+
+            check_document_ids(account=pal.account, document_ids=value)
+            pal.document_ids = value
         elif field == "objectives_id":
             pal.objectives_id = value or ""
         else:

@@ -10,6 +10,9 @@ from django.conf import settings
 
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
 from conversations.realtime.config import PipelineConfig
+from knowledge.index import DEFAULT_STRATEGY
+from knowledge.memories import recall, recall_context
+from knowledge.retrieval import KnowledgeScope
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class SessionConfig:
     enable_recording: bool = False
     #: this server's URL for the links the call emits (PUBLIC_URL, else the creating request's host)
     base_url: str = ""
+    #: the documents the call may look up (its PAL's and its own, by id and tag); None: none
+    knowledge: KnowledgeScope | None = None
 
 
 def load_session_config(conversation_id: str) -> SessionConfig | None:
@@ -47,11 +52,12 @@ def load_session_config(conversation_id: str) -> SessionConfig | None:
     snap = conv.pal_snapshot or {}
     props = conv.properties or {}
     greeting = conv.custom_greeting or snap.get("greeting", "")
+    remembered = recall_context(recall(account_id=conv.account_id, stores=list(conv.memory_stores or [])))
     pipeline = PipelineConfig.from_layers(
         snap.get("system_prompt", ""),
         snap.get("context", ""),
         snap.get("layers") or {},
-        conversational_context=conv.conversational_context,
+        conversational_context="\n\n".join(p for p in (conv.conversational_context, remembered) if p),
         custom_greeting=greeting,
         language=props.get("language", "english"),
         pipeline_mode=snap.get("pipeline_mode", "full"),
@@ -79,7 +85,17 @@ def load_session_config(conversation_id: str) -> SessionConfig | None:
         callback_url=conv.callback_url,
         enable_recording=bool(props.get("enable_recording")),
         base_url=settings.PUBLIC_URL or conv.public_base_url,
+        knowledge=_knowledge_scope(conv, snap),
     )
+
+
+def _knowledge_scope(conv, snap: dict) -> KnowledgeScope | None:  # noqa: ANN001 - a Conversation
+    scope = KnowledgeScope(
+        account_id=conv.account_id,
+        document_ids=tuple(dict.fromkeys([*(snap.get("document_ids") or []), *(conv.document_ids or [])])),
+        document_tags=tuple(dict.fromkeys([*(snap.get("document_tags") or []), *(conv.document_tags or [])])),
+        strategy=conv.document_retrieval_strategy or DEFAULT_STRATEGY)
+    return None if scope.empty else scope
 
 
 def pipeline_for(config: SessionConfig, engines: EngineBundle, **hooks: Any) -> ConversationPipeline:

@@ -43,7 +43,7 @@ from . import protocol
 from .audio import StreamResampler, to_float32_mono
 from .clock import Clock, SystemClock
 from .config import PipelineConfig
-from .context import ConversationContext
+from .context import ConversationContext, Retrieved
 from .engines.base import (
     FaceRenderer,
     LanguageModel,
@@ -53,7 +53,8 @@ from .engines.base import (
     VoiceActivityDetector,
     VoiceOptions,
 )
-from .events import UTTERANCE, UTTERANCE_STREAMING, EventEmitter, EventSink, MetricsBook, TurnMetrics
+from .events import (RAG_OBSERVABILITY, UTTERANCE, UTTERANCE_STREAMING, EventEmitter, EventSink, MetricsBook,
+                     TurnMetrics)
 from .frames import (
     DataFrame,
     InputAudioFrame,
@@ -109,6 +110,7 @@ class ConversationPipeline:
         input_buffer_ms: float = 200.0,
         on_turn_metrics: Callable[[TurnMetrics], None] | None = None,
         visual_context_provider: Callable[[], str] | None = None,
+        knowledge_provider: Callable[[str], Retrieved] | None = None,
     ) -> None:
         self.config = config
         self.engines = engines
@@ -128,7 +130,8 @@ class ConversationPipeline:
         self.context = ConversationContext(
             system_prompt=config.system_prompt, context=config.context,
             conversational_context=config.conversational_context,
-            visual_context_provider=visual_context_provider)
+            visual_context_provider=visual_context_provider, knowledge_provider=knowledge_provider)
+        self._rag_reported: set[int] = set()
         self.turns = TurnCounter()
         self.voice = VoiceOptions(voice=config.tts.voice_id, language=config.tts_language,
                                   speed=config.tts.speed)
@@ -421,6 +424,9 @@ class ConversationPipeline:
                 event["properties"]["visual_context"] = visual
         if self._user_sink is not None:
             self._user_sink(event)
+        if (event.get("event_type") == UTTERANCE and self.context.knowledge_provider is not None
+                and (event.get("properties") or {}).get("role") == "user"):
+            self._report_retrieval(event)
         if event.get("message_type") == "metrics" and self._on_turn_metrics is not None:
             done = self.metrics.done
             if done:
@@ -428,6 +434,19 @@ class ConversationPipeline:
                     self._on_turn_metrics(done[-1])
                 except Exception:  # noqa: BLE001
                     logger.exception("[%s] on_turn_metrics failed", self.conversation_id)
+
+    def _report_retrieval(self, utterance: dict[str, Any]) -> None:
+        """``conversation.rag.observability``: which passages the user's turn was answered with."""
+        reply_id = self.metrics.reply_for(utterance.get("inference_id"))
+        if reply_id is None or reply_id in self._rag_reported:
+            return
+        self._rag_reported.add(reply_id)
+        found = self.context.knowledge_for(reply_id, utterance["properties"].get("speech", ""))
+        if found is None:
+            return
+        self.events.emit(RAG_OBSERVABILITY, {"strategy": found.strategy, "retrieval_ms": round(found.ms, 1),
+                                             "chunks": list(found.passages)},
+                         inference_id=utterance.get("inference_id"), turn_idx=utterance.get("turn_idx"))
 
     def _on_processor_error(self, processor: FrameProcessor, exc: BaseException, frame: Any) -> None:
         self.events.error(f"internal error in {processor.name}: {type(exc).__name__}",

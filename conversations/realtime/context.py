@@ -80,12 +80,34 @@ def repeats_answered_call(call: ToolCall, answered: set[tuple[str, str]]) -> boo
     return False
 
 
+#: added to the system prompt when the PAL has a knowledge base
+#: (worded for the small embedded model: "say you do not know rather than guess" made the 0.5B model
+#: answer "You do not know." to a question its passage answered; this wording answered all three of
+#: tests/knowledge's checks)
+KNOWLEDGE_NOTE = (
+    "Lines after [knowledge] are passages from the documents you were given. Use them to answer; if they do "
+    "not answer the question, say you are not sure."
+)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """What the knowledge base gave one user turn: the text added to that turn for the LLM, and
+    the passages (for ``conversation.rag.observability``)."""
+
+    text: str
+    passages: tuple[dict[str, Any], ...] = ()
+    strategy: str = ""
+    ms: float = 0.0
+
+
 class ConversationContext:
     """History and prompt of one session. Not thread-safe: used from the event loop only."""
 
     def __init__(self, *, system_prompt: str = "", context: str = "",
                  conversational_context: str = "", max_messages: int = 40,
-                 visual_context_provider: Callable[[], str] | None = None) -> None:
+                 visual_context_provider: Callable[[], str] | None = None,
+                 knowledge_provider: Callable[[str], Retrieved] | None = None) -> None:
         self.system_prompt = system_prompt
         self.context = context
         self.conversational_context = conversational_context
@@ -94,6 +116,9 @@ class ConversationContext:
         #: perception: returns the visual context for the user turn being answered now
         self.visual_context_provider = visual_context_provider
         self._visual: dict[int, str] = {}  # reply_id -> visual context given with that user turn
+        #: the knowledge base: returns the passages for a user turn's text
+        self.knowledge_provider = knowledge_provider
+        self._knowledge: dict[int, Retrieved] = {}  # reply_id -> what that user turn was given
 
     # ------------------------------------------------------------------ perception
     def visual_context_for(self, reply_id: int) -> str:
@@ -114,6 +139,28 @@ class ConversationContext:
                     del self._visual[old]
         return self._visual[reply_id]
 
+    # ------------------------------------------------------------------ knowledge
+    def knowledge_for(self, reply_id: int, text: str) -> Retrieved | None:
+        """The passages for one user turn: looked up the first time it is asked for (speculative
+        generation or the commit), with the turn's text then, and kept, so the LLM, the event and
+        later prompts all see the same passages."""
+        if self.knowledge_provider is None:
+            return None
+        if reply_id not in self._knowledge:
+            try:
+                found = self.knowledge_provider(text)
+            except Exception:  # noqa: BLE001 - retrieval must never break a turn
+                logger.exception("knowledge provider failed")
+                found = Retrieved("")
+            self._knowledge[reply_id] = found
+            if len(self._knowledge) > 4 * self.max_messages:
+                for old in sorted(self._knowledge)[: len(self._knowledge) - 2 * self.max_messages]:
+                    del self._knowledge[old]
+        return self._knowledge[reply_id]
+
+    def knowledge_given(self, reply_id: int) -> Retrieved | None:
+        return self._knowledge.get(reply_id)
+
     # ------------------------------------------------------------------ prompt
     def overwrite(self, text: str) -> None:
         self.conversational_context = text
@@ -130,6 +177,8 @@ class ConversationContext:
         parts = [p.strip() for p in (self.system_prompt, self.context, self.conversational_context)]
         if self.visual_context_provider is not None:
             parts.append(VISUAL_CONTEXT_NOTE)
+        if self.knowledge_provider is not None:
+            parts.append(KNOWLEDGE_NOTE)
         return "\n\n".join(p for p in parts if p)
 
     # ------------------------------------------------------------------ history
@@ -222,6 +271,13 @@ class ConversationContext:
                           else self._visual.get(e.reply_id, ""))
                 if visual:
                     m["content"] = f"{m['content']}\n{visual}"
+            if e.role == "user" and e.reply_id is not None and self.knowledge_provider is not None:
+                found = (self.knowledge_for(e.reply_id, e.content) if e is last_user
+                         else self._knowledge.get(e.reply_id))
+                if found is not None and found.text:
+                    # passages first, the question last: the 0.5B model answered 12 of 12 samples
+                    # this way, 10 of 12 with the passages after the question
+                    m["content"] = f"{found.text}\n{m['content']}"
             if (msgs and m["role"] == "user" and msgs[-1]["role"] == "user"):
                 msgs[-1]["content"] = f"{msgs[-1]['content']} {m['content']}"
                 continue

