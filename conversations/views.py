@@ -203,7 +203,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     return render(request, "conversations/detail.html", {
         "conversation": conversation,
         "duration": format_duration(duration_of(conversation)),
-        "utterances": [u for u in utterances if u.role != Utterance.Role.SYSTEM],
+        "utterances": _with_passages([u for u in utterances if u.role != Utterance.Role.SYSTEM], events, request.user),
         "events": [(e, _short_json(e.properties)) for e in events],
         "rows": rows,
         "chart": latency_chart(rows) if rows else None,
@@ -216,6 +216,22 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         "webhooks": list(webhook_deliveries(account=request.user, subject_id=conversation.pk)),
         "webhook_policy": retry_policy(),
     })
+
+
+def _with_passages(utterances: list[Utterance], events: list, account) -> list[Utterance]:  # noqa: ANN001
+    """Each user turn gets ``passages``: the knowledge-base passages it was answered with
+    (``conversation.rag.observability``), each with its document's name."""
+    from conversations.realtime.events import RAG_OBSERVABILITY
+    from knowledge.selectors import document_list
+
+    found = {e.properties.get("inference_id"): e.properties.get("chunks") or []
+             for e in events if e.event_type == RAG_OBSERVABILITY}
+    ids = {c.get("document_id") for chunks in found.values() for c in chunks}
+    names = dict(document_list(account=account).filter(pk__in=ids).values_list("pk", "document_name")) if ids else {}
+    for u in utterances:
+        u.passages = [{**c, "document_name": names.get(c.get("document_id"), c.get("document_id"))}
+                      for c in found.get(u.inference_id, [])] if u.role == Utterance.Role.USER else []
+    return utterances
 
 
 @login_required

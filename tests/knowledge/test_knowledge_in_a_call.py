@@ -81,7 +81,8 @@ def test_a_spoken_question_reaches_the_llm_with_the_passage_that_answers_it(api,
 
 @pytest.mark.slow
 def test_the_embedded_model_answers_from_the_document(account):
-    """The real embedded LLM, given the passage, answers a question it could not know."""
+    """The real embedded LLM, given the passage, answers a question it could not know; without
+    the document it does not know the answer."""
     from conversations.realtime.config import PipelineConfig
     from conversations.realtime.engines import registry
     from knowledge.retrieval import KnowledgeScope, load_knowledge
@@ -93,11 +94,11 @@ def test_the_embedded_model_answers_from_the_document(account):
     config = PipelineConfig.from_layers("You are a shop assistant. Answer in one short sentence.", "",
                                         {"llm": {"temperature": 0}})
 
-    async def main():
+    async def main(provider):
         engines = EngineBundle(vad=FakeVAD(), tts=FakeTTS(), stt=FakeSTT("How much does the Zorblax 3000 cost?"),
                                llm=registry.get_llm(None))
         pipe = ConversationPipeline(config, engines, conversation_id="ckb2", output_sample_rate=16_000,
-                                    knowledge_provider=knowledge.retrieve)
+                                    knowledge_provider=provider)
         drv = RealtimeDriver(pipe, speed=1.0)  # real time: the model takes its real time
         await pipe.start()
         await drv.play(words_audio(7))
@@ -107,5 +108,7 @@ def test_the_embedded_model_answers_from_the_document(account):
         assert found is not None, "no reply within 120 s"
         return found[1]["properties"]["speech"]
 
-    answer = run(main(), timeout=180)
+    answer = run(main(knowledge.retrieve), timeout=180)
     assert "417" in answer, answer
+    without = run(main(None), timeout=180)  # the price is in the document only
+    assert "417" not in without, without

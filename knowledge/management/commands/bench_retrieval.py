@@ -1,7 +1,7 @@
-"""What the knowledge base costs: embedding passages when a document is read (passages per
-second), and the per-turn retrieval a live call runs (embed the turn, search every passage) at
-several knowledge-base sizes and each ``document_retrieval_strategy``. The same embedder, index
-and retrieval code as a live call (knowledge.retrieval.KnowledgeBase)."""
+"""What the knowledge base costs: reading documents (pages per second through the ingestion's own
+parse, chunk and embed steps), and the per-turn retrieval a live call runs (embed the turn, search
+every passage) at several knowledge-base sizes and each ``document_retrieval_strategy``. The same
+parser, embedder, index and retrieval code as a live call (knowledge.retrieval.KnowledgeBase)."""
 from __future__ import annotations
 
 import os
@@ -34,10 +34,10 @@ class Command(BaseCommand):
     help = "Measure the knowledge base: passages embedded per second, and per-turn retrieval time by size and strategy."
 
     def add_arguments(self, parser):
-        parser.add_argument("--sizes", default="200,2000,10000", help="knowledge-base sizes in passages")
-        parser.add_argument("--json", default="bench-results/knowledge.json")
+        parser.add_argument("--chunks", default="200,2000,10000", help="knowledge-base sizes in passages")
+        parser.add_argument("--json", default="bench-results/retrieval.json")
 
-    def handle(self, *args, sizes: str, json: str, **options):
+    def handle(self, *args, chunks: str, json: str, **options):
         from conversations.realtime.engines.embeddings import embedded_embedder
         from knowledge.index import STRATEGIES, ChunkIndex, Passage
         from knowledge.retrieval import KnowledgeBase
@@ -49,9 +49,11 @@ class Command(BaseCommand):
         embedder.embed(sample)
         per_s = len(sample) / (time.perf_counter() - started)
         self.stdout.write(f"embedding while a document is read: {per_s:.0f} passages/s (60-word passages, 1 thread)")
-        data = {"embed_passages_per_s": round(per_s, 1), "sizes": {}}
+        pages_per_s = self._ingest_pages_per_s(embedder)
+        self.stdout.write(f"reading a website: {pages_per_s:.1f} pages/s (parse, chunk, embed; ~400 words a page)")
+        data = {"embed_passages_per_s": round(per_s, 1), "ingest_pages_per_s": round(pages_per_s, 2), "sizes": {}}
         base = embedder.embed(_passages(512))
-        for size in (int(s) for s in sizes.split(",")):
+        for size in (int(s) for s in chunks.split(",")):
             texts = _passages(size)
             # vectors: the 512 real ones repeated with a little noise (embedding 10,000 passages here
             # would only measure the embedder again)
@@ -74,3 +76,18 @@ class Command(BaseCommand):
         data["load_avg"] = {"start": round(load0, 2), "end": round(os.getloadavg()[0], 2)}
         self.stdout.write(f"load average {data['load_avg']['start']} → {data['load_avg']['end']}")
         write_json(json, data)
+
+    @staticmethod
+    def _ingest_pages_per_s(embedder) -> float:  # noqa: ANN001
+        """Twenty HTML pages of ~400 words through the ingestion's parse, chunk and embed steps."""
+        from knowledge.parsing import chunk_sections, parse
+
+        pages = []
+        for i in range(20):
+            body = "".join(f"<h2>{TOPICS[(i + j) % len(TOPICS)]}</h2><p>{p}</p>" for j, p in enumerate(_passages(7)))
+            pages.append(f"<html><head><title>Page {i}</title></head><body><h1>Page {i}</h1>{body}</body></html>".encode())
+        started = time.perf_counter()
+        for page in pages:
+            chunks = chunk_sections(parse(page, "html"))
+            embedder.embed([f"{c.heading}\n{c.text}" for c in chunks])
+        return len(pages) / (time.perf_counter() - started)
