@@ -39,10 +39,14 @@ def _faces(request: HttpRequest):
     return list(face_list(account=request.user))
 
 
-def _editor_context(form: PalEditorForm, *, pal: Pal | None, read_only: bool = False) -> dict[str, Any]:
+def _editor_context(form: PalEditorForm, *, pal: Pal | None, account, read_only: bool = False) -> dict[str, Any]:  # noqa: ANN001
     coverage = perception_coverage(form["pc_perception_model"].value(), form["pc_visual_awareness_queries"].value())
+    from knowledge.selectors import document_list
+
+    documents = list(document_list(account=account))
     return {"form": form, "pal": pal, "read_only": read_only, "sections": form.sections(),
-            "voices": voice_choices(), "coverage": coverage}
+            "voices": voice_choices(), "coverage": coverage, "documents": documents,
+            "document_tags": sorted({t for d in documents for t in d.tags})}
 
 
 def perception_coverage(model: str | None, queries: Any) -> dict[str, Any]:
@@ -92,9 +96,10 @@ def pal_create(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Created {pal.pal_name or pal.id}.")
                 return redirect("web:pal_edit", pal_id=pal.id)
-        return render(request, "pals/editor.html", _editor_context(form, pal=None), status=400)
+        return render(request, "pals/editor.html", _editor_context(form, pal=None, account=request.user), status=400)
     initial = {"pipeline_mode": "full", "llm_source": "embedded", "llm_speculative_inference": True}
-    return render(request, "pals/editor.html", _editor_context(PalEditorForm(initial=initial, faces=faces), pal=None))
+    return render(request, "pals/editor.html", _editor_context(PalEditorForm(initial=initial, faces=faces), pal=None,
+                                                                 account=request.user))
 
 
 @login_required
@@ -105,7 +110,7 @@ def pal_edit(request: HttpRequest, pal_id: str) -> HttpResponse:
     if pal.is_stock:
         # Stock PALs are shared and read-only: show them, offer a copy to edit.
         form = PalEditorForm(faces=faces, pal=pal)
-        return render(request, "pals/editor.html", _editor_context(form, pal=pal, read_only=True))
+        return render(request, "pals/editor.html", _editor_context(form, pal=pal, account=request.user, read_only=True))
     if request.method == "POST":
         form = PalEditorForm(request.POST, faces=faces, pal=pal)
         if form.is_valid():
@@ -116,8 +121,9 @@ def pal_edit(request: HttpRequest, pal_id: str) -> HttpResponse:
             else:
                 messages.success(request, "Saved.")
                 return redirect("web:pal_edit", pal_id=pal.id)
-        return render(request, "pals/editor.html", _editor_context(form, pal=pal), status=400)
-    return render(request, "pals/editor.html", _editor_context(PalEditorForm(faces=faces, pal=pal), pal=pal))
+        return render(request, "pals/editor.html", _editor_context(form, pal=pal, account=request.user), status=400)
+    return render(request, "pals/editor.html", _editor_context(PalEditorForm(faces=faces, pal=pal), pal=pal,
+                                                                 account=request.user))
 
 
 @login_required

@@ -271,6 +271,27 @@
 
   function initFaces() { $all("[data-face-ws]").forEach(watchFace); }
 
+  /* ------------------------------------------------------------ the editor's document picker */
+  function initDocPicker(box) {
+    var input = document.querySelector('[name="document_ids"]');
+    if (!input) return;
+    function ids() { return input.value.split(",").map(function (s) { return s.trim(); }).filter(Boolean); }
+    function reflect() {
+      var chosen = ids();
+      $all("[data-doc-id]", box).forEach(function (cb) { cb.checked = chosen.indexOf(cb.value) >= 0; });
+    }
+    $all("[data-doc-id]", box).forEach(function (cb) {
+      cb.addEventListener("change", function () {
+        var chosen = ids().filter(function (id) { return id !== cb.value; });
+        if (cb.checked) chosen.push(cb.value);
+        input.value = chosen.join(", ");
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+      });
+    });
+    input.addEventListener("input", reflect);
+    reflect();
+  }
+
   /* ------------------------------------------------------------ documents being read */
   function watchDocuments(table) {
     var proto = location.protocol === "https:" ? "wss://" : "ws://";
@@ -472,5 +493,6 @@
     openTargetDetails();
     initConfirm(); initCopy(); initEditor(); initFaces(); initTrainForm();
     $all("[data-documents-ws]").forEach(watchDocuments);
+    $all("[data-doc-picker]").forEach(initDocPicker);
   });
 })();

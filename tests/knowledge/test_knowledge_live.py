@@ -55,6 +55,14 @@ def test_a_document_added_on_the_knowledge_page_is_read_by_the_worker(site, tmp_
             expect(row.locator("[data-document-status]")).to_have_text("ready", timeout=180_000)  # pushed, no reload
             expect(row.locator("[data-document-progress]")).to_be_hidden()
             shot(page, "knowledge-page", full_page=True)
+            # the PAL editor's picker puts the document on a PAL
+            page.goto("/pals/new/")
+            page.get_by_label("Name", exact=True).fill("Help desk")
+            page.get_by_label("System prompt").fill("You answer questions about the shop.")
+            page.locator("[data-doc-picker]").get_by_label("help.docx").check()
+            shot(page, "pal-document-picker", full_page=True)
+            page.get_by_role("button", name="Create PAL").first.click()
+            expect(page.locator(".flash-success")).to_be_visible()
         except Exception:
             shot(page, "knowledge-failure", full_page=True)
             raise
@@ -64,6 +72,8 @@ def test_a_document_added_on_the_knowledge_page_is_read_by_the_worker(site, tmp_
     assert listed["total_count"] == 1, listed
     doc = listed["data"][0]
     assert doc["status"] == "ready" and doc["progress"] == 100 and doc["tags"] == ["support", "shop"], (doc, site.log_tail())
+    pals = httpx.get(site.url + "/v2/pals?pal_type=user", headers={"x-api-key": site.api_key}, timeout=30).json()
+    assert [p["document_ids"] for p in pals["data"] if p["pal_name"] == "Help desk"] == [[doc["document_id"]]]
 
 
 QUESTIONS = ["How much does the Zorblax blender cost?", "When are refunds paid?", "When does the Lisbon shop open?"]
