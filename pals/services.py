@@ -21,6 +21,8 @@ EDITABLE_FIELDS = (
     "document_ids", "document_tags", "objectives_id", "guardrail_ids", "layers",
 )
 LEGACY_NAMES = {"persona_name": "pal_name", "default_replica_id": "default_face_id"}
+#: hosted fields whose feature is not built yet: refused when set, never stored and ignored
+NOT_YET_ENFORCED = {"objectives_id": "objectives", "guardrail_ids": "guardrails"}
 
 
 def normalise_names(data: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +56,10 @@ class PalInputSerializer(StrictSerializer):
         return validate_layers(value)
 
     def validate(self, attrs):
+        for name, what in NOT_YET_ENFORCED.items():
+            if attrs.get(name):
+                raise serializers.ValidationError({name: f"{what} are not supported yet: nothing in a call would "
+                                                         "enforce them, so a PAL cannot name any (send it empty)"})
         if attrs.get("pipeline_mode", Pal.PipelineMode.FULL) == Pal.PipelineMode.FULL and "system_prompt" in attrs:
             if not attrs["system_prompt"].strip():
                 raise serializers.ValidationError({"system_prompt": "is required in full pipeline mode"})

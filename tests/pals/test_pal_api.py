@@ -288,3 +288,15 @@ def test_the_schema_states_the_rules_between_fields_and_numbers_are_not_strings(
     assert {"english", "spanish", "es", "multilingual"} <= set(languages)
     r = create(api, system_prompt=0)
     assert r.status_code == 400 and "must be a string" in str(r.json())
+
+
+@pytest.mark.parametrize("field, value", [("objectives_id", "o1234"), ("guardrail_ids", ["g1"]),
+                                          ("guardrails_id", "g1")])
+def test_objectives_and_guardrails_are_refused_until_a_call_enforces_them(api, field, value):
+    """Nothing in a call follows objectives or enforces guardrails yet: naming one is a 400 that
+    says so, never a 200 that stores it and ignores it. Empty values (what hosted clients send
+    when they use neither) are fine."""
+    r = api.post("/v2/pals", {"system_prompt": "p", field: value}, format="json")
+    assert r.status_code == 400 and field in r.json()["error"], r.json()
+    assert api.post("/v2/pals", {"system_prompt": "p", "objectives_id": "", "guardrail_ids": []},
+                    format="json").status_code == 200
