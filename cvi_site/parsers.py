@@ -45,3 +45,10 @@ class DepthLimitedJSONParser(JSONParser):
             return super().parse(io.BytesIO(data), media_type, parser_context)
         except RecursionError:
             raise ParseError(f"JSON parse error - the body is nested deeper than {limit} levels") from None
+
+
+class JSONPatchParser(DepthLimitedJSONParser):
+    """RFC 6902 bodies as their RFC names them (``application/json-patch+json``): hosted-API
+    clients send PATCH with that type."""
+
+    media_type = "application/json-patch+json"

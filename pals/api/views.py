@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cvi_site.api import AccountScopedViewSet, paginate
-from cvi_site.parsers import DepthLimitedJSONParser
+from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
 from pals import selectors, services
 from pals.layers import LayersSerializer
 
@@ -62,7 +62,7 @@ class JsonPatchOperation(serializers.Serializer):
 
 
 class PalViewSet(AccountScopedViewSet):
-    parser_classes = [DepthLimitedJSONParser]
+    parser_classes = [DepthLimitedJSONParser, JSONPatchParser]
     lookup_field = "pal_id"
     lookup_value_regex = "[^/]+"
     not_found = "PAL not found"

@@ -300,3 +300,10 @@ def test_objectives_and_guardrails_are_refused_until_a_call_enforces_them(api, f
     assert r.status_code == 400 and field in r.json()["error"], r.json()
     assert api.post("/v2/pals", {"system_prompt": "p", "objectives_id": "", "guardrail_ids": []},
                     format="json").status_code == 200
+
+
+def test_a_json_patch_sent_as_application_json_patch_json_applies(api):
+    pal_id = api.post("/v2/pals", {"system_prompt": "p", "pal_name": "Before"}, format="json").json()["pal_id"]
+    r = api.patch(f"/v2/pals/{pal_id}", data=json.dumps([{"op": "replace", "path": "/pal_name", "value": "After"}]),
+                  content_type="application/json-patch+json")
+    assert r.status_code == 200 and r.json()["pal_name"] == "After", r.content
