@@ -86,23 +86,12 @@ TURN_MODEL_LABELS = {
     "smart-turn": "Smart turn — a trained model hears whether you sound finished, and the words are checked",
     "vad": "Pause length only",
 }
-EMBEDDED_VOICES = [
-    ("en-us", "English (US)"), ("en-gb", "English (UK)"), ("en-gb-x-rp", "English (UK, received pronunciation)"),
-    ("en-gb-scotland", "English (Scotland)"), ("en-us+f3", "English (US), female variant"),
-    ("en+m3", "English (UK), male variant"), ("es", "Spanish"), ("es-419", "Spanish (Latin America)"),
-    ("fr", "French"), ("de", "German"), ("it", "Italian"), ("pt-br", "Portuguese (Brazil)"),
-    ("nl", "Dutch"), ("pl", "Polish"), ("sv", "Swedish"), ("hi", "Hindi"), ("ja", "Japanese"),
-    ("cmn", "Chinese (Mandarin)"),
-]
-PIPER_VOICE_LABELS = {"en_US-joe-medium": "Joe, US English, natural male voice (engine piper)"}
-
-
 def voice_choices() -> list[tuple[str, str]]:
-    """The embedded voices for the editor's voice list: eSpeak NG's, then the Piper voices
-    installed here (choose the piper engine for those)."""
-    from conversations.realtime.engines.registry import piper_voices
+    """The editor's voice list: the voices installed here (``frontdoor.voice_catalogue``)."""
+    from conversations.realtime.frontdoor import voice_catalogue
 
-    return EMBEDDED_VOICES + [(v, PIPER_VOICE_LABELS.get(v, f"{v} (engine piper)")) for v in piper_voices()]
+    return [(v["voice_id"], v["name"] + (f" (engine {v['engine']})" if v["engine"] != "espeak-ng" else ""))
+            for v in voice_catalogue()]
 
 
 LANGUAGE_CHOICES = [

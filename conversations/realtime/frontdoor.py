@@ -123,3 +123,27 @@ def engine_catalogue() -> dict[str, list[dict[str, Any]]]:
                               ("turn_detection", "conversational_flow", "turn_detection_model")):
         engines[kind] = [{"name": n} for n in layerspec.get(layer, name).choices]
     return engines
+
+
+#: eSpeak NG voices offered by name (any eSpeak voice id works), with their language
+ESPEAK_VOICES = (
+    ("en-us", "English (US)", "en"), ("en-gb", "English (UK)", "en"),
+    ("en-gb-x-rp", "English (UK, received pronunciation)", "en"), ("en-gb-scotland", "English (Scotland)", "en"),
+    ("en-us+f3", "English (US), female variant", "en"), ("en+m3", "English (UK), male variant", "en"),
+    ("es", "Spanish", "es"), ("es-419", "Spanish (Latin America)", "es"), ("fr", "French", "fr"),
+    ("de", "German", "de"), ("it", "Italian", "it"), ("pt-br", "Portuguese (Brazil)", "pt"), ("nl", "Dutch", "nl"),
+    ("pl", "Polish", "pl"), ("sv", "Swedish", "sv"), ("hi", "Hindi", "hi"), ("ja", "Japanese", "ja"),
+    ("cmn", "Chinese (Mandarin)", "zh"),
+)
+#: how each installable Piper voice is described
+PIPER_VOICE_NAMES = {"en_US-joe-medium": ("Joe, US English, natural male voice", "en")}
+
+
+def voice_catalogue() -> list[dict[str, str]]:
+    """The voices installed here, for ``GET /v2/voices`` and the PAL editor's voice list: eSpeak
+    NG's (engine ``espeak-ng``), then each Piper voice whose package is installed (``piper``)."""
+    voices = [{"voice_id": v, "name": name, "engine": "espeak-ng", "language": lang} for v, name, lang in ESPEAK_VOICES]
+    for voice in registry.piper_voices():
+        name, lang = PIPER_VOICE_NAMES.get(voice, (voice, "en"))
+        voices.append({"voice_id": voice, "name": name, "engine": "piper", "language": lang})
+    return voices

@@ -110,3 +110,28 @@ class EnginesView(APIView):
 
         engines = engine_catalogue()
         return Response({"data": engines})
+
+
+class VoiceSerializer(serializers.Serializer):
+    voice_id = serializers.CharField(help_text="The value of layers.tts.voice_id.")
+    name = serializers.CharField()
+    engine = serializers.CharField(help_text="The layers.tts.tts_engine that speaks it.")
+    language = serializers.CharField(help_text="ISO 639-1 code.")
+
+
+@extend_schema_serializer(many=False)
+class VoiceListSerializer(serializers.Serializer):
+    data = VoiceSerializer(many=True)
+    total_count = serializers.IntegerField()
+
+
+class VoicesView(APIView):
+    """The voices installed on this server (the embedded engines'); a cloud engine's voices are
+    its provider's ids, given as ``voice_id`` with that ``tts_engine``."""
+
+    @extend_schema(responses=VoiceListSerializer)
+    def get(self, request):
+        from conversations.realtime.frontdoor import voice_catalogue
+
+        voices = voice_catalogue()
+        return Response({"data": voices, "total_count": len(voices)})

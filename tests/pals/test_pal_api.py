@@ -307,3 +307,14 @@ def test_a_json_patch_sent_as_application_json_patch_json_applies(api):
     r = api.patch(f"/v2/pals/{pal_id}", data=json.dumps([{"op": "replace", "path": "/pal_name", "value": "After"}]),
                   content_type="application/json-patch+json")
     assert r.status_code == 200 and r.json()["pal_name"] == "After", r.content
+
+
+def test_the_installed_voices_are_listed_and_a_pal_can_use_them(api):
+    voices = api.get("/v2/voices").json()
+    assert voices["total_count"] == len(voices["data"]) >= 18
+    by_id = {v["voice_id"]: v for v in voices["data"]}
+    assert by_id["en-us+f3"]["engine"] == "espeak-ng" and by_id["en_US-joe-medium"]["engine"] == "piper"
+    # a listed voice is one a PAL can use
+    r = api.post("/v2/pals", {"system_prompt": "p", "layers": {"tts": {"tts_engine": "piper",
+                                                                      "voice_id": "en_US-joe-medium"}}}, format="json")
+    assert r.status_code == 200, r.json()
