@@ -170,3 +170,16 @@ def test_azure_recognition_failures_are_clear():
     assert "wrong" not in str(err.value)
     with pytest.raises(EngineError, match="needs voice_settings.region or base_url"):
         AzureSTT(api_key="k")
+
+
+@pytest.mark.parametrize("heard, said", [
+    ("How far is it? How far is it", "How far is it?"),  # written out twice
+    ("I would like to order a orange coffee with milk and a croissant. I would like to order a orange coffee "
+     "with milk and", "I would like to order a orange coffee with milk and a croissant."),  # echo cut by the window
+    ("I want a coffee. I want a tea.", "I want a coffee. I want a tea."),  # two sentences said
+    ("Book a table for two. Book a table", "Book a table for two. Book a table"),  # under 4 words: kept
+])
+def test_a_decoder_echo_of_the_utterance_is_dropped(heard, said):
+    from conversations.realtime.engines.stt import _collapse_doubled_sentence
+
+    assert _collapse_doubled_sentence(heard, min_words=4) == said
