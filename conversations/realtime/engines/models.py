@@ -171,6 +171,13 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _check_sha256(path: Path, expected: str, package: str) -> None:
+    """A file used in place from an installed package must be the pinned release's."""
+    got = _sha256_file(path)
+    if got != expected:
+        raise ModelFileError(f"{path}: sha256 {got} does not match the expected {expected}; reinstall {package}")
+
+
 def _marker(path: Path) -> Path:
     return path.with_name(path.name + _MARKER_SUFFIX)
 
@@ -319,10 +326,7 @@ def smart_turn_path(*, verify: bool = True) -> Path:
     if not path.is_file():
         raise ModelFileError(f"{path.name} is missing from the {SMART_TURN_PACKAGE} package ({path})")
     if verify:
-        got = _sha256_file(path)
-        if got != SMART_TURN_SHA256:
-            raise ModelFileError(f"{path}: sha256 {got} does not match the expected {SMART_TURN_SHA256}; "
-                                 f"reinstall {SMART_TURN_PACKAGE}")
+        _check_sha256(path, SMART_TURN_SHA256, SMART_TURN_PACKAGE)
     return path
 
 
@@ -336,10 +340,7 @@ def piper_voice_files(package: str, *, verify: bool = True) -> tuple[Path, Path]
     files = (models_[0], models_[0].with_suffix(".onnx.json"))
     if verify:
         for path, expected in zip(files, PIPER_VOICE_SHA256[package]):
-            got = _sha256_file(path)
-            if got != expected:
-                raise ModelFileError(f"{path}: sha256 {got} does not match the expected {expected}; "
-                                     f"reinstall {package.replace('_', '-')}")
+            _check_sha256(path, expected, package.replace("_", "-"))
     return files
 
 
@@ -362,10 +363,7 @@ def embedder_files(*, verify: bool = True) -> dict[str, Path]:
         if not path.is_file():
             raise ModelFileError(f"{path.name} is missing from the {package.replace('_', '-')} package ({path})")
         if verify:
-            got = _sha256_file(path)
-            if got != expected:
-                raise ModelFileError(f"{path}: sha256 {got} does not match the expected {expected}; "
-                                     f"reinstall {package.replace('_', '-')}")
+            _check_sha256(path, expected, package.replace("_", "-"))
         out[role] = path
     return out
 
