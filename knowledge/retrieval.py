@@ -72,11 +72,14 @@ def load_knowledge(scope: KnowledgeScope) -> KnowledgeBase | None:
     from conversations.realtime.engines.embeddings import embedded_embedder
     from knowledge.selectors import documents_for
 
+    embedder = embedded_embedder()
+    # only vectors of the model that embeds the questions (a document read by another model is
+    # skipped until it is read again)
     documents = list(documents_for(account_id=scope.account_id, document_ids=list(scope.document_ids),
-                                   document_tags=list(scope.document_tags)))
+                                   document_tags=list(scope.document_tags)).filter(embedding_model=embedder.model_id))
     if not documents:
         logger.info("no ready document for %s", scope)
         return None
     index = load_index([(d.id, d.document_name, d.updated_at.timestamp()) for d in documents], _load_chunks)
     logger.info("knowledge base: %d documents, %d passages (%s)", len(documents), len(index), scope.strategy)
-    return KnowledgeBase(index, embedded_embedder(), scope.strategy)
+    return KnowledgeBase(index, embedder, scope.strategy)

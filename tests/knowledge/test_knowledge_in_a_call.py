@@ -21,7 +21,8 @@ def _document(account, name: str, passages: list[tuple[str, str]], *, tags=()):
     from conversations.realtime.engines.embeddings import embedded_embedder
     from knowledge.models import Chunk, Document
 
-    doc = Document.objects.create(account=account, document_name=name, status=Document.Status.READY, tags=list(tags))
+    doc = Document.objects.create(account=account, document_name=name, status=Document.Status.READY, tags=list(tags),
+                                  embedding_model=embedded_embedder().model_id)
     vectors = embedded_embedder().embed([f"{h}\n{t}" for h, t in passages])
     for i, ((heading, text), vector) in enumerate(zip(passages, vectors)):
         Chunk.objects.create(document=doc, ordinal=i, heading=heading, text=text, tokens=len(text.split()),

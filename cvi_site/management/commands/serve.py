@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="web only (workers run elsewhere)")
 
     def handle(self, *args, host: str, port: int, no_worker: bool, **options):
-        if host not in settings.LOOPBACK_HOSTS and not os.environ.get("DJANGO_ALLOWED_HOSTS") and not settings.PUBLIC_URL:
+        if f"[{host}]" not in settings.LOOPBACK_HOSTS and host not in settings.LOOPBACK_HOSTS and not os.environ.get("DJANGO_ALLOWED_HOSTS") and not settings.PUBLIC_URL:
             raise CommandError(
                 f"HOST={host} serves other machines: set DJANGO_ALLOWED_HOSTS to the host names they use "
                 "(comma-separated; * accepts any) or PUBLIC_URL to this server's public address")
