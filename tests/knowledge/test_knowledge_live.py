@@ -69,8 +69,9 @@ def test_a_document_added_on_the_knowledge_page_is_read_by_the_worker(site, tmp_
         finally:
             browser.close()
     listed = httpx.get(site.url + "/v2/documents", headers={"x-api-key": site.api_key}, timeout=30).json()
-    assert listed["total_count"] == 1, listed
-    doc = listed["data"][0]
+    mine = [d for d in listed["data"] if d["document_name"] == "help.docx"]  # the site is shared by this module
+    assert len(mine) == 1, listed
+    doc = mine[0]
     assert doc["status"] == "ready" and doc["progress"] == 100 and doc["tags"] == ["support", "shop"], (doc, site.log_tail())
     pals = httpx.get(site.url + "/v2/pals?pal_type=user", headers={"x-api-key": site.api_key}, timeout=30).json()
     assert [p["document_ids"] for p in pals["data"] if p["pal_name"] == "Help desk"] == [[doc["document_id"]]]
