@@ -98,7 +98,7 @@ lock:
 	$(PYTHON) -m venv /tmp/opencvi-lock && /tmp/opencvi-lock/bin/pip install -q --upgrade pip==25.3
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" /tmp/opencvi-lock/bin/pip install -r requirements.in
 	/tmp/opencvi-lock/bin/pip install --no-deps -r requirements-nodeps.txt
-	/tmp/opencvi-lock/bin/pip freeze | grep -vi '^mediapipe\|^pipecat' > requirements.txt
+	/tmp/opencvi-lock/bin/pip freeze | grep -vi '^mediapipe\|^pipecat\|^pyrnnoise' > requirements.txt
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,8 @@ class Conversation(models.Model):
     public_base_url = models.CharField(max_length=2000, blank=True, default="")
     conversational_context = models.TextField(blank=True)
     custom_greeting = models.TextField(blank=True)
+    # The LLM writes the opening line from the prompt and context (instead of a fixed greeting).
+    enable_dynamic_greeting = models.BooleanField(default=False)
     audio_only = models.BooleanField(default=False)
     test_mode = models.BooleanField(default=False)
     require_auth = models.BooleanField(default=False)

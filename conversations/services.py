@@ -59,6 +59,15 @@ def _validate_language(value: str) -> str:
     return value.strip().lower()
 
 
+#: why a recording destination is refused
+RECORDING_ON_DISK = ("recordings are kept on this server's disk and fetched with GET "
+                     "/v2/conversations/{id}/recording (application.recording_ready gives that storage_uri); "
+                     "nothing uploads them to S3, GCS or Azure")
+#: the hosted recording-destination properties (PropertiesSerializer refuses any non-empty one)
+RECORDING_DESTINATIONS = ("recording_storage", "recording_s3_bucket_name", "recording_s3_bucket_region",
+                          "aws_assume_role_arn")
+
+
 class PropertiesSerializer(StrictSerializer):
     not_object_message = "must be an object"
     unknown_label = "propert(ies)"
@@ -77,9 +86,30 @@ class PropertiesSerializer(StrictSerializer):
     apply_greenscreen = serializers.BooleanField(required=False, help_text="Render the face on RGB(0,255,155).")
     language = serializers.CharField(required=False, max_length=40,
                                      help_text="Full language name (e.g. spanish) or `multilingual` to detect.")
+    # The hosted product's recording destinations. Recordings here are written to this server's disk
+    # and served by GET /v2/conversations/{id}/recording; nothing uploads them to a bucket, so a
+    # destination is refused (an empty value asks for nothing and is accepted).
+    recording_storage = serializers.JSONField(
+        required=False, help_text=f"Not supported here: {RECORDING_ON_DISK}. Refused unless empty.")
+    recording_s3_bucket_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, help_text=f"Not supported here: {RECORDING_ON_DISK}. "
+        "Refused unless empty.")
+    recording_s3_bucket_region = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text=f"Not supported here: {RECORDING_ON_DISK}. "
+        "Refused unless empty.")
+    aws_assume_role_arn = serializers.CharField(
+        required=False, allow_blank=True, max_length=2048, help_text=f"Not supported here: {RECORDING_ON_DISK}. "
+        "Refused unless empty.")
 
     def validate_language(self, value):
         return _validate_language(value)
+
+    def validate(self, attrs):
+        for name in RECORDING_DESTINATIONS:
+            if attrs.pop(name, None):
+                raise serializers.ValidationError(
+                    {name: f"not supported here: {RECORDING_ON_DISK}; leave it out (or send it empty)"})
+        return attrs
 
 
 #: the hosted API's names for two create fields (both may be sent only when they agree)
@@ -97,6 +127,10 @@ class ConversationInputSerializer(StrictSerializer):
                                                    help_text="Appended to the PAL's prompt for this session.")
     custom_greeting = serializers.CharField(max_length=2000, required=False, allow_blank=True,
                                             help_text="Spoken first; never interruptible.")
+    enable_dynamic_greeting = serializers.BooleanField(
+        required=False, help_text="The PAL's LLM writes the opening line from its prompt and the conversational "
+        "context, spoken as custom_greeting is (never interruptible). Not with custom_greeting; needs a PAL in "
+        "full pipeline mode.")
     callback_url = OutboundURLField(max_length=2000, required=False, allow_blank=True)
     audio_only = serializers.BooleanField(required=False)
     test_mode = serializers.BooleanField(required=False, help_text="Create it already ended; nothing joins.")
@@ -110,6 +144,10 @@ class ConversationInputSerializer(StrictSerializer):
     properties = PropertiesSerializer(required=False)
 
     def validate(self, attrs):
+        if attrs.get("enable_dynamic_greeting") and (attrs.get("custom_greeting") or "").strip():
+            raise serializers.ValidationError(
+                {"enable_dynamic_greeting": "send either custom_greeting (a fixed line) or enable_dynamic_greeting "
+                                            "(the LLM writes it), not both"})
         for legacy, new in LEGACY_NAMES.items():
             if legacy in attrs:
                 if new in attrs and attrs[new] != attrs[legacy]:
@@ -148,9 +186,40 @@ def _resolve_face(account: Account, face_id: str | None, pal) -> Face:
 
 
 def pal_snapshot(pal) -> dict[str, Any]:
+    """The PAL as a call reads it, frozen at creation: its fields, plus ``objectives``
+    (``{"objectives_id", "data": [objective, ...]}`` or None) and ``guardrails`` (a list of
+    ``{"guardrail_uuid", "guardrail_name", "guardrail_prompt", "modality", "callback_url", "tags",
+    "app_message", "guardrails_id"}``, empty when none)."""
+    from guardrails.selectors import guardrails_snapshot
+    from objectives.selectors import objectives_snapshot
     from pals.services import pal_representation
 
-    return pal_representation(pal, mask=False)
+    snapshot = pal_representation(pal, mask=False)
+    snapshot["objectives"] = objectives_snapshot(account_id=pal.account_id, objectives_id=pal.objectives_id)
+    snapshot["guardrails"] = guardrails_snapshot(account_id=pal.account_id, guardrail_ids=list(pal.guardrail_ids),
+                                                 guardrails_id=pal.guardrails_id)
+    return snapshot
+
+
+def face_voice_applied(snapshot: dict[str, Any], face: Face) -> dict[str, Any]:
+    """The PAL snapshot a call with ``face`` runs: the face's ``voice_name`` (set when it was created,
+    e.g. from an image) becomes the voice when the PAL names none (no tts voice_id or
+    external_voice_id) and its TTS engine is the voice's own or unset. A PAL's explicit voice wins."""
+    if not face.voice_name:
+        return snapshot
+    from conversations.realtime.engines.registry import canonical_name
+    from conversations.realtime.frontdoor import voice_catalogue
+
+    voice = next((v for v in voice_catalogue() if v["voice_id"] == face.voice_name), None)
+    tts = dict((snapshot.get("layers") or {}).get("tts") or {})
+    if voice is None or tts.get("voice_id") or tts.get("external_voice_id"):
+        return snapshot
+    engine = tts.get("tts_engine")
+    if engine and canonical_name("tts", engine) != voice["engine"]:
+        return snapshot
+    snapshot["layers"] = {**(snapshot.get("layers") or {}),
+                          "tts": {**tts, "voice_id": voice["voice_id"], "tts_engine": voice["engine"]}}
+    return snapshot
 
 
 def _check_stt_language(pal, language: str) -> None:
@@ -181,6 +250,8 @@ def conversation_create(*, account: Account, data: dict[str, Any], base_url: str
         from knowledge.services import check_document_ids
 
         check_document_ids(account=account, document_ids=values["document_ids"])
+    if values.get("enable_dynamic_greeting") and pal.pipeline_mode != "full":
+        raise ApplicationError("enable_dynamic_greeting: the PAL is in echo mode, which has no LLM to write a greeting")
     properties = {**PROPERTY_DEFAULTS, **dict(values.pop("properties", {}))}
     _check_stt_language(pal, properties["language"])
     test_mode = values.get("test_mode", False)
@@ -192,7 +263,8 @@ def conversation_create(*, account: Account, data: dict[str, Any], base_url: str
         if live >= account_conversation_limit(account=account):
             raise ApplicationError(LIMIT_BODY["message"], body=LIMIT_BODY)
 
-    conversation = Conversation(account=account, pal=pal, face=face, properties=properties, pal_snapshot=pal_snapshot(pal),
+    conversation = Conversation(account=account, pal=pal, face=face, properties=properties,
+                                pal_snapshot=face_voice_applied(pal_snapshot(pal), face),
                                 public_base_url=base_url.rstrip("/"), **values)
     if conversation.require_auth:
         conversation.meeting_token = secrets.token_urlsafe(24)
@@ -269,6 +341,9 @@ def event_record(*, conversation: Conversation | str, message_type: str, event_t
     event = ConversationEvent.objects.create(
         conversation_id=conversation_id, message_type=message_type, event_type=event_type, properties=properties or {}
     )
+    if webhook and event_type in ITEM_WEBHOOKS:
+        conv = conversation if isinstance(conversation, Conversation) else Conversation.objects.get(pk=conversation_id)
+        item_webhook_send(conversation=conv, event=event)
     if webhook and event_type in WEBHOOK_EVENTS:
         conv = conversation if isinstance(conversation, Conversation) else Conversation.objects.get(pk=conversation_id)
         if conv.callback_url:
@@ -278,6 +353,42 @@ def event_record(*, conversation: Conversation | str, message_type: str, event_t
                 "timestamp": event.timestamp.isoformat(), "properties": event.properties,
             })
     return event
+
+
+#: events of a call whose webhook goes to the URL of the objective or guardrail that caused them
+#: (the snapshot's ``callback_url`` of that item, not the conversation's)
+ITEM_WEBHOOKS = {
+    # event in the call -> (webhook event_type, snapshot key, item key, property naming the item)
+    "conversation.objective.completed": ("application.objective_completed", "objectives", "objective_name",
+                                         "objective_name"),
+    "conversation.guardrail.triggered": ("application.guardrail_triggered", "guardrails", "guardrail_name",
+                                         "guardrail"),
+}
+
+
+def item_webhook_send(*, conversation: Conversation, event: ConversationEvent) -> None:
+    """The webhook of an objective's completion or a guardrail's violation, to the ``callback_url``
+    of that objective or guardrail as the conversation's PAL snapshot holds it.
+    Objectives: {conversation_id, objective_name, output_variables} (NOTFOUND for the missing);
+    guardrails: {conversation_id, properties {guardrail, guardrail_uuid, reason}}."""
+    webhook_type, snap_key, item_key, prop = ITEM_WEBHOOKS[event.event_type]
+    props = event.properties or {}
+    snap = (conversation.pal_snapshot or {}).get(snap_key) or {}
+    items = snap.get("data") if isinstance(snap, dict) else snap
+    item = next((i for i in items or () if i.get(item_key) == props.get(prop)), None)
+    url = (item or {}).get("callback_url") or ""
+    if not url:
+        return
+    payload: dict[str, Any] = {"conversation_id": conversation.pk, "event_type": webhook_type,
+                               "message_type": "application", "timestamp": event.timestamp.isoformat()}
+    if snap_key == "objectives":
+        payload.update(objective_name=props.get("objective_name"), output_variables=props.get("output_variables") or {},
+                       properties={"objective_name": props.get("objective_name"),
+                                   "output_variables": props.get("output_variables") or {}})
+    else:
+        payload["properties"] = {k: props.get(k) for k in ("guardrail", "guardrail_uuid", "reason", "role")}
+    webhook_send(url=url, event_type=webhook_type, subject_id=conversation.pk, account_id=conversation.account_id,
+                 payload=payload)
 
 
 WEBHOOK_EVENTS = {

@@ -30,6 +30,7 @@ from conversations.live.registry import JoinRefused
 from conversations.live.sink import EventStore
 from conversations.realtime.agent import ConversationPipeline
 from conversations.realtime.events import UTTERANCE_STREAMING
+from conversations.realtime.guardrails import INTERNAL
 from conversations.realtime.frontdoor import build_engines
 from conversations.realtime.protocol import ProtocolError
 from conversations.realtime.transport import MediaPump, PeerSession, rtc_configuration
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 ClientSend = Callable[[dict[str, Any]], Awaitable[None]]
 
 #: what clients never receive
-NOT_SENT_TO_CLIENTS = {"metrics"}
+NOT_SENT_TO_CLIENTS = {"metrics", INTERNAL}
 
 
 @dataclass(eq=False)

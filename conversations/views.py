@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from conversations import selectors, services
 from conversations.models import Conversation, Utterance
+from conversations.realtime.guardrails import GUARDRAIL_TRIGGERED
 from cvi_site.api import base_url
 from cvi_site.selectors import webhook_deliveries
 from cvi_site.webhooks import retry_policy
@@ -215,7 +216,30 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         "recording_is_video": recording is not None and services.recording_media_type(recording) == "video/mp4",
         "webhooks": list(webhook_deliveries(account=request.user, subject_id=conversation.pk)),
         "webhook_policy": retry_policy(),
+        "objectives": objectives_progress(snapshot, events),
+        "guardrail_hits": [e for e in events if e.event_type == GUARDRAIL_TRIGGERED],
     })
+
+
+def objectives_progress(snapshot: dict, events: list) -> list[dict]:
+    """Each objective of the call's PAL in the graph's order, with how far the call got: completed
+    (its variables, when), waiting for confirmation, or not reached."""
+    from conversations.realtime.objectives import OBJECTIVE_COMPLETED, OBJECTIVE_PENDING
+
+    data = ((snapshot.get("objectives") or {}).get("data")) or []
+    seen: dict[str, tuple[str, object]] = {}
+    for e in events:
+        if e.event_type in (OBJECTIVE_COMPLETED, OBJECTIVE_PENDING):
+            name = e.properties.get("objective_name")
+            if seen.get(name, ("",))[0] != "completed":
+                seen[name] = ("completed" if e.event_type == OBJECTIVE_COMPLETED else "pending", e)
+    rows = []
+    for item in data:
+        state, event = seen.get(item.get("objective_name"), ("not reached", None))
+        rows.append({"name": item.get("objective_name"), "prompt": item.get("objective_prompt", ""), "state": state,
+                     "variables": (event.properties.get("output_variables") or {}) if event else {},
+                     "at": event.timestamp if event else None})
+    return rows
 
 
 def _with_passages(utterances: list[Utterance], events: list, account) -> list[Utterance]:  # noqa: ANN001

@@ -82,6 +82,9 @@ INSTALLED_APPS = [
     "faces",
     "conversations",
     "knowledge",
+    "pronunciations",
+    "objectives",
+    "guardrails",
 ]
 
 MIDDLEWARE = [
@@ -264,6 +267,8 @@ SPECTACULAR_SETTINGS = {
         "OwnerTypeEnum": ["system", "user"],
         "FaceStatusEnum": "faces.models.Face.Status",
         "ConversationStatusEnum": "conversations.models.Conversation.Status",
+        "ObjectiveGuardrailModalityEnum": "guardrails.models.Guardrail.Modality",
+        "SetStatusEnum": ["active"],
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     # the docs pages load their scripts from this site, not a CDN: they work offline

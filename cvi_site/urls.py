@@ -14,6 +14,9 @@ urlpatterns = [
     path("", include("faces.urls")),
     path("", include("conversations.urls")),
     path("", include("knowledge.urls")),
+    path("", include("pronunciations.urls")),
+    path("", include("objectives.urls")),
+    path("", include("guardrails.urls")),
     path("", include("cvi_site.web_urls")),
     path("", include("conversations.page_urls")),
 ]

@@ -5,7 +5,9 @@ from django.urls import path
 from conversations import views as conversation_views
 from cvi_site import web
 from faces import views as face_views
+from guardrails import views as guardrail_views
 from knowledge import views as knowledge_views
+from objectives import views as objective_views
 from pals import views as pal_views
 
 app_name = "web"
@@ -40,6 +42,13 @@ urlpatterns = [
     path("knowledge/", knowledge_views.knowledge_page, name="knowledge"),
     path("knowledge/documents/<str:document_id>/delete/", knowledge_views.document_delete, name="document_delete"),
     path("knowledge/memories/<str:store>/", knowledge_views.memory_store, name="memory_store"),
+    # objectives and guardrails
+    path("objectives/", objective_views.objective_list, name="objective_list"),
+    path("objectives/<str:objectives_id>/", objective_views.objective_edit, name="objective_edit"),
+    path("objectives/<str:objectives_id>/delete/", objective_views.objective_delete, name="objective_delete"),
+    path("guardrails/", guardrail_views.guardrail_list, name="guardrail_list"),
+    path("guardrails/<str:guardrails_id>/", guardrail_views.guardrail_edit, name="guardrail_edit"),
+    path("guardrails/<str:guardrails_id>/delete/", guardrail_views.guardrail_delete, name="guardrail_delete"),
     # conversations
     path("conversations/", conversation_views.conversation_list, name="conversation_list"),
     path("conversations/<str:conversation_id>/", conversation_views.conversation_detail, name="conversation_detail"),

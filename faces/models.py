@@ -6,6 +6,14 @@ from django.db import models
 
 from cvi_site.ids import face_id
 
+#: the hosted API's face models a create may name (its default first). Every face here is drawn by
+#: OpenCVI's own renderer (faces.renderer), trained the same way whatever is named; the name is kept
+#: so responses show what the client asked for, and the create response's ``warnings`` says so.
+HOSTED_MODEL_NAMES: tuple[str, ...] = ("phoenix-4", "phoenix-3", "phoenix-2")
+#: where the hosted API names a status differently from ours: GET responses give its name, the list
+#: filter accepts both (ours stay in ``training_status``)
+HOSTED_STATUS_NAMES: dict[str, str] = {"ready": "completed"}
+
 
 class Face(models.Model):
     class Status(models.TextChoices):
@@ -34,6 +42,10 @@ class Face(models.Model):
     consent_video_url = models.URLField(max_length=2000, blank=True)
     source_file = models.FileField(upload_to="faces/sources/", blank=True, max_length=500)
     callback_url = models.URLField(max_length=2000, blank=True)
+    model_name = models.CharField(max_length=32, default=HOSTED_MODEL_NAMES[0])
+    # A voice installed here (GET /v2/voices): conversations with this face speak with it when their
+    # PAL names no voice (conversations.services.face_voice_applied).
+    voice_name = models.CharField(max_length=200, blank=True)
     # Where the trained render assets live (a folder under the data dir).
     assets_path = models.CharField(max_length=500, blank=True)
     task_id = models.CharField(max_length=64, blank=True)

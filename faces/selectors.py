@@ -7,8 +7,10 @@ from cvi_site.models import Account
 from faces.models import Face
 
 
-def face_list(*, account: Account, face_type: str | None = None) -> QuerySet[Face]:
+def face_list(*, account: Account, face_type: str | None = None, status: str | None = None) -> QuerySet[Face]:
     qs = Face.objects.filter(Q(account=account) | Q(account__isnull=True))
+    if status:
+        qs = qs.filter(status=status)
     if face_type == "system":
         qs = qs.filter(account__isnull=True)
     elif face_type == "user":

@@ -15,7 +15,7 @@ from cvi_site.errors import ApplicationError, NotFoundError
 from cvi_site.ids import STOCK_FACE_ID
 from cvi_site.models import Account
 from faces import tasks
-from faces.models import Face
+from faces.models import HOSTED_MODEL_NAMES, Face
 from faces.paths import face_assets_dir
 
 VIDEO_TYPES = {"video/mp4", "video/webm", "video/quicktime", "application/octet-stream"}
@@ -34,10 +34,21 @@ def face_create(
     upload: UploadedFile | None = None,
     callback_url: str = "",
     consent_video_url: str = "",
+    model_name: str = "",
+    voice_name: str = "",
+    warnings: list[str] | None = None,
 ) -> Face:
+    """A new face, queued for training. ``model_name``: one of the hosted API's face models (the
+    renderer here is the same for all; ``warnings``, when given, collects that note). ``voice_name``:
+    an installed voice that calls with this face use when their PAL names none."""
     sources = [bool(train_video_url), bool(train_image_url), upload is not None]
     if sum(sources) != 1:
         raise ApplicationError("give exactly one of train_video_url, train_image_url or an uploaded file")
+    if model_name and model_name not in HOSTED_MODEL_NAMES:
+        raise ApplicationError(f"model_name: unknown face model {model_name!r}; "
+                               f"accepted: {', '.join(HOSTED_MODEL_NAMES)}")
+    if voice_name:
+        _check_voice(voice_name)
     face = Face(
         account=account,
         face_name=face_name[:200],
@@ -46,6 +57,8 @@ def face_create(
         callback_url=callback_url,
         consent_video_url=consent_video_url,
         source_type=Face.Source.IMAGE if train_image_url else Face.Source.VIDEO,
+        model_name=model_name or HOSTED_MODEL_NAMES[0],
+        voice_name=voice_name,
     )
     if upload is not None:
         face.source_type = _check_upload(upload)
@@ -53,7 +66,22 @@ def face_create(
     face.full_clean()
     face.save()
     face_training_start(face=face)
+    if warnings is not None:
+        warnings.append(
+            f"model_name {face.model_name}: faces here are drawn by OpenCVI's own face renderer, trained the "
+            "same way for every model_name; the name is kept and shown, it changes nothing in a call")
     return face
+
+
+def _check_voice(voice_name: str) -> None:
+    from conversations.realtime.frontdoor import voice_catalogue
+
+    voices = [v["voice_id"] for v in voice_catalogue()]
+    if voice_name not in voices:
+        raise ApplicationError(
+            f"voice_name: no voice {voice_name!r} is installed here (the hosted product's stock voice names "
+            f"do not exist here); use one of the {len(voices)} voices of GET /v2/voices, e.g. "
+            f"{', '.join(voices[:5])}")
 
 
 def _check_upload(upload: UploadedFile) -> str:

@@ -88,10 +88,19 @@ def face_train(*, face_id: str) -> Face:
         tmp_out = out_dir.with_name(out_dir.name + ".tmp")
         shutil.rmtree(tmp_out, ignore_errors=True)
         progress = lambda n: _set_progress(face_id, n)  # noqa: E731
+        consent = _consent_check(face)
+        if face.consent_video_url:
+            # a separate consent recording: always checked (whatever FACE_CONSENT_REQUIRED says), and
+            # then the training video need not open with the statement
+            from faces.training.video import _check_consent
+
+            consent_video = _download(face.consent_video_url, work / "consent.mp4", kind=Face.Source.VIDEO)
+            _check_consent(consent_video, *(consent or _consent_transcriber(face)))
+            consent = None
         if face.source_type == Face.Source.IMAGE:
             train_from_image(source, tmp_out, progress=progress)
         else:
-            train_from_video(source, tmp_out, progress=progress, consent=_consent_check(face))
+            train_from_video(source, tmp_out, progress=progress, consent=consent)
         shutil.rmtree(out_dir, ignore_errors=True)
         tmp_out.rename(out_dir)
         Face.objects.filter(pk=face_id).update(
@@ -124,6 +133,12 @@ def _consent_check(face: Face):
     naming the person (the face's name), checked with the embedded speech recogniser."""
     if not settings.FACE_CONSENT_REQUIRED:
         return None
+    return _consent_transcriber(face)
+
+
+def _consent_transcriber(face: Face):
+    """``(transcribe, full_name)`` for the consent check: the embedded speech recogniser, and the
+    face's name as the person's full name."""
     if not face.face_name.strip():
         raise _training_error("consent_phrase_mismatch", "give the face the full name of the person who consents")
 

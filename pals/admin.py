@@ -33,6 +33,7 @@ class PalAdminForm(forms.ModelForm):
     pipeline_mode = forms.ChoiceField(choices=Pal.PipelineMode.choices, initial=Pal.PipelineMode.FULL)
     default_face_id = forms.CharField(max_length=32, required=False, label="Default face id")
     objectives_id = forms.CharField(max_length=32, required=False)
+    guardrails_id = forms.CharField(max_length=32, required=False, label="Guardrails id (legacy set)")
     layers = forms.CharField(widget=forms.Textarea(attrs={"rows": 16, "style": "font-family: monospace"}), required=False,
                              help_text="JSON. API keys are shown masked (****abcd); leave them so to keep them.")
     document_ids = forms.CharField(required=False, help_text="JSON list")
@@ -50,7 +51,8 @@ class PalAdminForm(forms.ModelForm):
             doc = services.pal_representation(pal, mask=True)
             self.fields["account"].disabled = True  # moving a PAL between tenants is not an edit
             self.initial.update({k: doc[k] for k in ("pal_name", "system_prompt", "context", "greeting",
-                                                     "pipeline_mode", "default_face_id", "objectives_id")})
+                                                     "pipeline_mode", "default_face_id", "objectives_id",
+                                                     "guardrails_id")})
             self.initial["account"] = pal.account_id
             for name in JSON_FIELDS:
                 self.initial[name] = json.dumps(doc[name], indent=2, ensure_ascii=False)
@@ -66,6 +68,7 @@ class PalAdminForm(forms.ModelForm):
         data = {k: cleaned.get(k) or "" for k in ("pal_name", "system_prompt", "context", "greeting", "pipeline_mode")}
         data["default_face_id"] = cleaned.get("default_face_id") or None
         data["objectives_id"] = cleaned.get("objectives_id") or None
+        data["guardrails_id"] = cleaned.get("guardrails_id") or None
         for name in JSON_FIELDS:
             text = (cleaned.get(name) or "").strip()
             try:

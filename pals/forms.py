@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from conversations.realtime import layerspec as spec
-from conversations.realtime.config import LEVEL_TABLES, InterruptPolicy, TurnWaits
+from conversations.realtime.config import LEVEL_TABLES, IdlePolicy, InterruptPolicy, TurnWaits
 from pals.models import Pal
 
 # --------------------------------------------------------------------------- help and labels
@@ -68,6 +68,18 @@ def interruptibility_help(policies: Mapping[str, InterruptPolicy]) -> str:
         parts.append(text)
     return ("How much of your speech over the agent stops it — " + "; ".join(parts)
             + ". Backchannels such as “mm-hm” never count as words.")
+
+
+def idle_choices(policies: Mapping[str, IdlePolicy]) -> list[tuple[str, str]]:
+    return [("", "Default (off)"), ("off", "Off — never speaks first")] + [
+        (level, f"{level.capitalize()} (after {p.after_s:g} s, up to {p.max_nudges}×)") for level, p in policies.items()]
+
+
+def idle_help(policies: Mapping[str, IdlePolicy]) -> str:
+    rows = "; ".join(f"{level}: after {p.after_s:g} s, at most {p.max_nudges} time{'s' if p.max_nudges > 1 else ''}"
+                     for level, p in policies.items())
+    return ("Whether the agent speaks up when you stay silent, with a short line that fits the conversation — "
+            f"{rows} until you speak again. Not while it waits for its wake phrase.")
 
 
 SENSITIVITY_LABELS = {
@@ -129,7 +141,7 @@ class Option:
 
     field: str
     path: tuple[str, ...]
-    kind: str = "str"  # str, choice, lines, csv, json, bool_on, bool_off, tristate, float, int, secret
+    kind: str = "str"  # str, choice, multi, lines, csv, json, bool_on, bool_off, tristate, float, int, secret
 
 
 def _form_kind(opt: spec.Option) -> str:
@@ -153,8 +165,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("default_face_id", ("default_face_id",), "choice"),
     Option("document_ids", ("document_ids",), "csv"),
     Option("document_tags", ("document_tags",), "csv"),
-    Option("objectives_id", ("objectives_id",)),
-    Option("guardrail_ids", ("guardrail_ids",), "csv"),
+    Option("objectives_id", ("objectives_id",), "choice"),
+    Option("guardrail_ids", ("guardrail_ids",), "multi"),
+    Option("guardrails_id", ("guardrails_id",), "choice"),
 ) + tuple(Option(o.form_field, o.path, _form_kind(o)) for o in EDITOR_OPTIONS)
 BY_PATH = {".".join(o.path): o.field for o in OPTIONS}
 # The LLM model name is one option shown as two fields (embedded choice / endpoint model).
@@ -171,9 +184,11 @@ SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 ) + tuple(
     (SECTION_OF_LAYER[layer], spec.LAYER_TITLES[layer],
      _SECTION_EXTRAS.get(layer, ()) + tuple(o.form_field for o in EDITOR_OPTIONS if o.layer == layer))
-    for layer in spec.LAYERS
+    # a layer whose options are all API-only (transport) has no section
+    for layer in spec.LAYERS if layer in _SECTION_EXTRAS or any(o.layer == layer for o in EDITOR_OPTIONS)
 ) + (
-    ("knowledge", "Knowledge and guardrails", ("document_ids", "document_tags", "objectives_id", "guardrail_ids")),
+    ("knowledge", "Knowledge and guardrails", ("document_ids", "document_tags", "objectives_id", "guardrail_ids",
+                                                      "guardrails_id")),
 )
 SECRET_CLEAR = {o.form_field: o.form_field + "_clear" for o in EDITOR_OPTIONS if o.kind == "secret"}
 
@@ -272,11 +287,14 @@ class PalEditorForm(_SpecFields):
                                    help_text="Comma-separated ids of documents the agent may consult.")
     document_tags = forms.CharField(label="Document tags", required=False,
                                     help_text="Comma-separated tags: documents with these tags are consulted.")
-    # objectives and guardrails are not built yet (pals.services.NOT_YET_ENFORCED): shown, never editable
-    objectives_id = forms.CharField(label="Objectives id", required=False, max_length=32, disabled=True,
-                                    help_text="Not supported yet: objectives would not be followed in a call.")
-    guardrail_ids = forms.CharField(label="Guardrail ids", required=False, disabled=True,
-                                    help_text="Not supported yet: guardrails would not be enforced in a call.")
+    # objectives and guardrails: the account's own (choices set in __init__)
+    objectives_id = forms.ChoiceField(label="Objectives", required=False, help_text=(
+        "The steps the agent works through in a call, in order, collecting what each asks for."))
+    guardrail_ids = forms.MultipleChoiceField(label="Guardrails", required=False, help_text=(
+        "Rules the agent keeps: a reply that breaks a verbal one is not spoken; visual ones are checked on "
+        "what the camera shows."))
+    guardrails_id = forms.ChoiceField(label="Guardrail set (legacy)", required=False, help_text=(
+        "Every guardrail of a set made with the legacy set API."))
     # the LLM's model: one option, shown as where it runs plus an embedded choice or an endpoint's model name
     llm_source = forms.ChoiceField(
         label="Where the agent thinks", widget=forms.RadioSelect, initial="embedded",
@@ -287,9 +305,11 @@ class PalEditorForm(_SpecFields):
                                 widget=forms.TextInput(attrs={"placeholder": "gpt-4o-mini", "spellcheck": "false"}),
                                 help_text="The model name the endpoint expects.")
 
-    def __init__(self, *args, faces: Iterable = (), pal: Pal | None = None, **kwargs) -> None:
+    def __init__(self, *args, faces: Iterable = (), pal: Pal | None = None,
+                 account: Any = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.pal = pal
+        self._link_choices(account if account is not None else getattr(pal, "account", None))
         #: voice settings other than speed (engine-specific, no field of their own): kept as they are
         self.extra_voice_settings: dict[str, Any] = {}
         #: secrets stored on the PAL, masked ("****abcd"), by form field
@@ -315,6 +335,30 @@ class PalEditorForm(_SpecFields):
         self.fields["default_face_id"].choices = face_choices
         if pal is not None:
             self._load(pal)
+
+    def _link_choices(self, account: Any) -> None:
+        """The account's objective sets and guardrails, as the choices of the link fields."""
+        from guardrails.selectors import guardrail_list, guardrail_set_list
+        from objectives.selectors import objective_set_list
+        from objectives.services import objectives_representation
+
+        sets, guardrails, guardrail_sets = [], [], []
+        if account is not None:
+            sets = list(objective_set_list(account=account))
+            guardrails = list(guardrail_list(account=account))
+            guardrail_sets = list(guardrail_set_list(account=account))
+        objectives = [("", "None")]
+        for objective_set in sets:
+            doc = objectives_representation(objective_set)
+            objectives.append((objective_set.id, f"{doc['objective_name']} ({len(doc['data'])} step"
+                                                 f"{'s' if len(doc['data']) != 1 else ''}, {objective_set.id})"))
+        self.fields["objectives_id"].choices = objectives
+        self.fields["guardrail_ids"].choices = [
+            (str(g.uuid), g.guardrail_name + (f" (set {g.guardrail_set.name or g.guardrail_set_id})"
+                                              if g.guardrail_set_id else "")) for g in guardrails]
+        self.fields["guardrail_ids"].widget.attrs["size"] = str(min(8, max(3, len(guardrails))))
+        self.fields["guardrails_id"].choices = [("", "None")] + [
+            (s.id, f"{s.name or s.id} ({len(s.guardrails.all())} guardrails)") for s in guardrail_sets]
 
     # ----------------------------------------------------------------------- PAL -> fields
     def _load(self, pal: Pal) -> None:
@@ -388,7 +432,7 @@ class PalEditorForm(_SpecFields):
             for key, value in self.extra_voice_settings.items():
                 settings.setdefault(key, value)
         data["layers"] = {k: v for k, v in data["layers"].items() if v}
-        for key in ("default_face_id", "objectives_id"):
+        for key in ("default_face_id", "objectives_id", "guardrails_id"):
             if not data.get(key):
                 data[key] = None
         return data
@@ -450,6 +494,7 @@ ADVANCED = frozenset(o.form_field for o in EDITOR_OPTIONS if o.advanced)
 _DESCRIBE_LEVELS = {
     TurnWaits: (patience_choices, patience_help),
     InterruptPolicy: (interruptibility_choices, interruptibility_help),
+    IdlePolicy: (idle_choices, idle_help),
 }
 ADVANCED_TITLES = {
     "stt": "Cloud engines and legacy options (hosted API names)",
@@ -466,7 +511,8 @@ SECTION_INTROS = {
     "llm": "How the agent thinks: a model running on this server, or any OpenAI-compatible endpoint.",
     "tts": "How the agent sounds. Press Preview voice to hear the current settings before you save.",
     "perception": "What the agent notices through the camera, and what it reports at the end of a call.",
-    "knowledge": "Documents, objectives and guardrails, by id.",
+    "knowledge": "The documents the agent answers from, the objectives it works through and the guardrails it "
+                 "keeps (made on the Knowledge, Objectives and Guardrails pages).",
 }
 #: fields that show only for one choice of another field: field -> (controlling field, value)
 _ENDPOINT_ONLY = ("base_url", "api_key", "headers", "extra_body", "default_query")
@@ -507,6 +553,8 @@ def _to_field(value: Any, kind: str) -> Any:
         return json.dumps(value, indent=2, ensure_ascii=False)
     if kind == "tristate":
         return "true" if value is True else "false" if value is False else ""
+    if kind == "multi":
+        return list(value) or None
     return value
 
 
@@ -519,6 +567,8 @@ def _from_field(value: Any, kind: str) -> Any:
     if kind == "csv":
         items = [part.strip() for part in (value or "").split(",") if part.strip()]
         return items
+    if kind == "multi":
+        return list(value or [])
     if kind == "json":
         return _OMIT if value in (None, "") else value
     if kind == "tristate":

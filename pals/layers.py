@@ -150,6 +150,32 @@ class PerceptionLayerSerializer(_layer_fields("perception")):
 
 
 class ConversationalFlowLayerSerializer(_layer_fields("conversational_flow")):
+    def validate(self, attrs):
+        from conversations.realtime.wake import phrase_words
+
+        for name in ("wake_phrase", "sleep_phrase"):
+            if attrs.get(name) and not phrase_words(attrs[name]):
+                raise serializers.ValidationError({name: "must contain a word (letters or digits)"})
+        if attrs.get("sleep_phrase") and not attrs.get("wake_phrase"):
+            raise serializers.ValidationError({"sleep_phrase": "needs a wake_phrase (nothing would wake the agent)"})
+        if attrs.get("wake_phrase") and not attrs.get("sleep_phrase") and attrs.get("idle_engagement", "off") != "off":
+            raise serializers.ValidationError({"idle_engagement": (
+                "needs a sleep_phrase when wake_phrase is set: without one the agent is awake only for the turn "
+                "that names it, and an agent asleep never speaks up")})
+        return attrs
+
+
+def full_mode_problem(layers: Any) -> str:
+    """Why an echo-mode PAL cannot have ``layers`` ("" if it can): the options only a full
+    pipeline honours (turns and the LLM), from the layer spec."""
+    found = spec.full_only_set(layers or {})
+    if not found:
+        return ""
+    return (f"layers.{found[0].dotted} needs pipeline_mode full: echo mode makes no turns and has no LLM "
+            "(leave it out, or use pipeline_mode full)")
+
+
+class TransportLayerSerializer(_layer_fields("transport")):
     pass
 
 
@@ -246,15 +272,24 @@ class LayersSerializer(StrictLayerSerializer):
     stt = SttLayerSerializer(required=False)
     llm = LlmLayerSerializer(required=False)
     tts = TtsLayerSerializer(required=False)
+    transport = TransportLayerSerializer(required=False)
 
 
 SECRET_FIELDS = tuple((o.layer, o.name) for o in spec.secrets())
 
 
-def validate_layers(layers: Any) -> dict:
-    """Validate and normalise a layers object; raises DRF ``ValidationError`` with paths."""
+def validate_layers(layers: Any, *, warnings: list[str] | None = None) -> dict:
+    """Validate and normalise a layers object; raises DRF ``ValidationError`` with paths. The hosted
+    product's managed engine names are stored as the engines they mean here
+    (``engines.hosted``); ``warnings``, when given, collects one line per such mapping."""
     if layers in (None, ""):
         return {}
+    if isinstance(layers, dict):
+        from conversations.realtime.engines.hosted import map_hosted_names
+
+        layers, mapped = map_hosted_names(layers)
+        if warnings is not None:
+            warnings.extend(mapped)
     serializer = LayersSerializer(data=layers)
     serializer.is_valid(raise_exception=True)
     return _plain(serializer.validated_data)

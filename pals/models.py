@@ -29,7 +29,10 @@ class Pal(models.Model):
     document_ids = models.JSONField(default=list, blank=True)
     document_tags = models.JSONField(default=list, blank=True)
     objectives_id = models.CharField(max_length=32, blank=True)
+    #: uuids of the account's guardrails (guardrails.Guardrail)
     guardrail_ids = models.JSONField(default=list, blank=True)
+    #: (legacy) one of the account's guardrail sets (guardrails.GuardrailSet), its items all apply
+    guardrails_id = models.CharField(max_length=32, blank=True)
     # Normalised layer configuration (see pals.layers): perception, conversational_flow, stt, llm, tts.
     layers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

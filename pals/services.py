@@ -12,17 +12,15 @@ from rest_framework import serializers
 from cvi_site.errors import ApplicationError, NotFoundError
 from cvi_site.models import Account
 from cvi_site.serializers import StrictSerializer
-from pals.layers import keep_stored_secrets, mask_secrets, validate_layers
+from pals.layers import full_mode_problem, keep_stored_secrets, mask_secrets, validate_layers
 from pals.models import Pal
 
 # Every editable field, by its current name; legacy names map onto these.
 EDITABLE_FIELDS = (
     "pal_name", "system_prompt", "context", "greeting", "pipeline_mode", "default_face_id",
-    "document_ids", "document_tags", "objectives_id", "guardrail_ids", "layers",
+    "document_ids", "document_tags", "objectives_id", "guardrail_ids", "guardrails_id", "layers",
 )
 LEGACY_NAMES = {"persona_name": "pal_name", "default_replica_id": "default_face_id"}
-#: hosted fields whose feature is not built yet: refused when set, never stored and ignored
-NOT_YET_ENFORCED = {"objectives_id": "objectives", "guardrail_ids": "guardrails"}
 
 
 def normalise_names(data: dict[str, Any]) -> dict[str, Any]:
@@ -49,25 +47,26 @@ class PalInputSerializer(StrictSerializer):
     document_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
     document_tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
     objectives_id = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
-    guardrail_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
+    guardrail_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100,
+                                          help_text="guardrail_uuid of each of the account's guardrails to keep.")
+    guardrails_id = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True,
+                                          help_text="(legacy) One of the account's guardrail sets: all its "
+                                                    "guardrails are kept.")
     layers = serializers.JSONField(required=False)
 
     def validate_layers(self, value):
-        return validate_layers(value)
+        # context["warnings"]: where the hosted names mapped onto engines here are reported
+        return validate_layers(value, warnings=self.context.get("warnings"))
 
     def validate(self, attrs):
-        for name, what in NOT_YET_ENFORCED.items():
-            if attrs.get(name):
-                raise serializers.ValidationError({name: f"{what} are not supported yet: nothing in a call would "
-                                                         "enforce them, so a PAL cannot name any (send it empty)"})
         if attrs.get("pipeline_mode", Pal.PipelineMode.FULL) == Pal.PipelineMode.FULL and "system_prompt" in attrs:
             if not attrs["system_prompt"].strip():
                 raise serializers.ValidationError({"system_prompt": "is required in full pipeline mode"})
         return attrs
 
 
-def _validated(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    serializer = PalInputSerializer(data=normalise_names(data), partial=partial)
+def _validated(data: dict[str, Any], *, partial: bool, warnings: list[str] | None = None) -> dict[str, Any]:
+    serializer = PalInputSerializer(data=normalise_names(data), partial=partial, context={"warnings": warnings})
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
@@ -93,11 +92,32 @@ def _apply(pal: Pal, values: dict[str, Any]) -> Pal:
             check_document_ids(account=pal.account, document_ids=value)
             pal.document_ids = value
         elif field == "objectives_id":
+            if value:
+                from objectives.services import check_objectives_id
+
+                check_objectives_id(account=pal.account, objectives_id=value)
             pal.objectives_id = value or ""
+        elif field == "guardrail_ids":
+            from guardrails.services import check_guardrail_ids
+
+            pal.guardrail_ids = check_guardrail_ids(account=pal.account, guardrail_ids=value) if value else []
+        elif field == "guardrails_id":
+            if value:
+                from guardrails.services import check_guardrails_id
+
+                check_guardrails_id(account=pal.account, guardrails_id=value)
+            pal.guardrails_id = value or ""
         else:
             setattr(pal, field, value)
+    dictionary_id = ((pal.layers or {}).get("tts") or {}).get("pronunciation_dictionary_id")
+    if dictionary_id:
+        from pronunciations.services import check_pronunciation_dictionary_id
+
+        check_pronunciation_dictionary_id(account=pal.account, dictionary_id=dictionary_id)
     if pal.pipeline_mode == Pal.PipelineMode.FULL and not pal.system_prompt.strip():
         raise ApplicationError("system_prompt is required in full pipeline mode")
+    if pal.pipeline_mode == Pal.PipelineMode.ECHO and full_mode_problem(pal.layers):
+        raise ApplicationError(full_mode_problem(pal.layers))
     try:
         pal.full_clean()
     except DjangoValidationError as exc:
@@ -107,10 +127,11 @@ def _apply(pal: Pal, values: dict[str, Any]) -> Pal:
 
 
 @transaction.atomic
-def pal_create(*, account: Account | None, data: dict[str, Any]) -> Pal:
-    values = _validated(data, partial=False)
+def pal_create(*, account: Account | None, data: dict[str, Any], warnings: list[str] | None = None) -> Pal:
+    """A new PAL. ``warnings``, when given, collects what was mapped onto this server's engines."""
+    values = _validated(data, partial=False, warnings=warnings)
     pal = Pal(account=account)
-    return _apply(pal, values)
+    return _pronunciation_warnings(_apply(pal, values), warnings)
 
 
 def pal_representation(pal: Pal, *, mask: bool = True) -> dict[str, Any]:
@@ -127,6 +148,7 @@ def pal_representation(pal: Pal, *, mask: bool = True) -> dict[str, Any]:
         "document_tags": list(pal.document_tags),
         "objectives_id": pal.objectives_id or None,
         "guardrail_ids": list(pal.guardrail_ids),
+        "guardrails_id": pal.guardrails_id or None,
         "layers": mask_secrets(pal.layers) if mask else copy.deepcopy(pal.layers),
         "pal_type": "system" if pal.is_stock else "user",
         "created_at": pal.created_at.isoformat() if pal.created_at else None,
@@ -146,8 +168,9 @@ def _legacy_path(op: dict) -> dict:
 
 
 @transaction.atomic
-def pal_patch(*, pal: Pal, operations: Any) -> Pal:
-    """Apply an RFC 6902 JSON Patch atomically: any failing operation leaves the PAL unchanged."""
+def pal_patch(*, pal: Pal, operations: Any, warnings: list[str] | None = None) -> Pal:
+    """Apply an RFC 6902 JSON Patch atomically: any failing operation leaves the PAL unchanged.
+    ``warnings``, when given, collects what was mapped onto this server's engines."""
     if pal.is_stock:
         raise NotFoundError("PAL not found")
     if not isinstance(operations, list) or not operations:
@@ -167,8 +190,17 @@ def pal_patch(*, pal: Pal, operations: Any) -> Pal:
             raise ApplicationError(f"{read_only} cannot be changed")
         patched.pop(read_only, None)
     _keep_unchanged_secrets(document["layers"], patched.get("layers"))
-    values = _validated(patched, partial=False)
-    return _apply(pal, values)
+    values = _validated(patched, partial=False, warnings=warnings)
+    return _pronunciation_warnings(_apply(pal, values), warnings)
+
+
+def _pronunciation_warnings(pal: Pal, warnings: list[str] | None) -> Pal:
+    """IPA rules of the PAL's pronunciation dictionary that its TTS engine cannot pronounce."""
+    if warnings is not None:
+        from pronunciations.selectors import pronunciation_warnings
+
+        warnings += pronunciation_warnings(account_id=pal.account_id, layers=pal.layers)
+    return pal
 
 
 def _keep_unchanged_secrets(old_layers: dict, new_layers: Any) -> None:

@@ -87,7 +87,7 @@ def pal_list(request: HttpRequest) -> HttpResponse:
 def pal_create(request: HttpRequest) -> HttpResponse:
     faces = _faces(request)
     if request.method == "POST":
-        form = PalEditorForm(request.POST, faces=faces)
+        form = PalEditorForm(request.POST, faces=faces, account=request.user)
         if form.is_valid():
             try:
                 pal = services.pal_create(account=request.user, data=form.to_data())
@@ -98,8 +98,8 @@ def pal_create(request: HttpRequest) -> HttpResponse:
                 return redirect("web:pal_edit", pal_id=pal.id)
         return render(request, "pals/editor.html", _editor_context(form, pal=None, account=request.user), status=400)
     initial = {"pipeline_mode": "full", "llm_source": "embedded", "llm_speculative_inference": True}
-    return render(request, "pals/editor.html", _editor_context(PalEditorForm(initial=initial, faces=faces), pal=None,
-                                                                 account=request.user))
+    form = PalEditorForm(initial=initial, faces=faces, account=request.user)
+    return render(request, "pals/editor.html", _editor_context(form, pal=None, account=request.user))
 
 
 @login_required
@@ -252,6 +252,9 @@ def pal_preview_voice(request: HttpRequest) -> HttpResponse:
     except SERVICE_ERRORS as exc:
         return JsonResponse({"error": _message(exc)}, status=400)
     text = (request.POST.get("preview_text") or PREVIEW_TEXT)[:300]
+    from pronunciations.selectors import pipeline_with_pronunciation
+
+    config = pipeline_with_pronunciation(config, account_id=request.user.pk)  # as a call will say it
     try:
         wav = async_to_sync(frontdoor.preview_voice)(config, text)
     except Exception as exc:  # noqa: BLE001 - EngineError and bad voices end up here, shown beside the button

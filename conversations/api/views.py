@@ -35,6 +35,7 @@ def render_conversation(conversation: Conversation, request, *, verbose: bool = 
         data.update(
             conversational_context=conversation.conversational_context,
             custom_greeting=conversation.custom_greeting,
+            enable_dynamic_greeting=conversation.enable_dynamic_greeting,
             audio_only=conversation.audio_only,
             test_mode=conversation.test_mode,
             require_auth=conversation.require_auth,
@@ -88,6 +89,7 @@ class ConversationEventSerializer(serializers.Serializer):
 class ConversationOutputSerializer(ConversationCreatedSerializer):
     conversational_context = serializers.CharField()
     custom_greeting = serializers.CharField()
+    enable_dynamic_greeting = serializers.BooleanField()
     audio_only = serializers.BooleanField()
     test_mode = serializers.BooleanField()
     require_auth = serializers.BooleanField()

@@ -13,6 +13,7 @@ from conversations.realtime.config import PipelineConfig
 from knowledge.index import DEFAULT_STRATEGY
 from knowledge.memories import recall, recall_context
 from knowledge.retrieval import KnowledgeScope
+from pronunciations.selectors import pipeline_with_pronunciation
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def load_session_config(conversation_id: str) -> SessionConfig | None:
         return None
     snap = conv.pal_snapshot or {}
     props = conv.properties or {}
-    greeting = conv.custom_greeting or snap.get("greeting", "")
+    # enable_dynamic_greeting: the LLM writes the opening line instead of the PAL's fixed greeting
+    greeting = "" if conv.enable_dynamic_greeting else (conv.custom_greeting or snap.get("greeting", ""))
     remembered = recall_context(recall(account_id=conv.account_id, stores=list(conv.memory_stores or [])))
     pipeline = PipelineConfig.from_layers(
         snap.get("system_prompt", ""),
@@ -59,9 +61,13 @@ def load_session_config(conversation_id: str) -> SessionConfig | None:
         snap.get("layers") or {},
         conversational_context="\n\n".join(p for p in (conv.conversational_context, remembered) if p),
         custom_greeting=greeting,
+        dynamic_greeting=conv.enable_dynamic_greeting,
         language=props.get("language", "english"),
         pipeline_mode=snap.get("pipeline_mode", "full"),
+        objectives=snap.get("objectives"),
+        guardrails=snap.get("guardrails"),
     )
+    pipeline = pipeline_with_pronunciation(pipeline, account_id=conv.account_id)
     assets = None
     if conv.face is not None and conv.face.status == "ready":
         assets = str(face_assets_dir(conv.face))

@@ -47,14 +47,19 @@ from .context import ConversationContext, Retrieved
 from .engines.base import (
     FaceRenderer,
     LanguageModel,
+    NoiseSuppressor,
+    NoiseSuppressorStream,
     SpeechToText,
     TextToSpeech,
     TurnModel,
     VoiceActivityDetector,
     VoiceOptions,
 )
-from .events import (RAG_OBSERVABILITY, UTTERANCE, UTTERANCE_STREAMING, EventEmitter, EventSink, MetricsBook,
-                     TurnMetrics)
+from .emotion import EMOTION_NOTE, strip_tags
+from .events import (RAG_OBSERVABILITY, USER_STARTED, UTTERANCE, UTTERANCE_STREAMING, EventEmitter, EventSink,
+                     MetricsBook, TurnMetrics)
+from .guardrails import GuardrailChecker, GuardrailProcessor, rules_note
+from .objectives import ObjectiveRunner
 from .frames import (
     DataFrame,
     InputAudioFrame,
@@ -74,11 +79,19 @@ from .protocol import ProtocolError
 from .segmenter import SAMPLE_RATE
 from .stages import LLMProcessor, TTSProcessor
 from .turn_taking import TurnCounter, UserTurnProcessor
+from .idle import IdleEngagement
+from .wake import WakeGate
 
 logger = logging.getLogger(__name__)
 
 #: the mic is treated as silent once no audio arrived for this long (muted tab, DTX)
 INPUT_GAP_S = 0.3
+#: enable_dynamic_greeting: what the LLM is asked (after the prompt, never kept in the history)
+DYNAMIC_GREETING_REQUEST = ("(The call has just started and the person has joined. Greet them now in one or two "
+                            "short spoken sentences that fit your role and what you know about this conversation. "
+                            "Reply with the greeting only.)")
+DYNAMIC_GREETING_TIMEOUT_S = 20.0
+DYNAMIC_GREETING_MAX_TOKENS = 60
 
 
 @dataclass
@@ -92,6 +105,10 @@ class EngineBundle:
     llm: LanguageModel | None = None
     #: the end-of-turn model (None: the transcript alone judges the end of a turn)
     turn: TurnModel | None = None
+    #: noise suppression of the mic audio (voice_isolation "near"; None: off)
+    denoise: NoiseSuppressor | None = None
+    #: sentence embeddings (guardrails' prefilter; None: every rule is asked about every message)
+    embedder: Any = None
 
 
 class ConversationPipeline:
@@ -127,10 +144,16 @@ class ConversationPipeline:
         self.metrics = MetricsBook(self.clock)
         # visual_context_provider (perception): its text is appended to each user turn sent
         # to the LLM and given as ``visual_context`` in the user's conversation.utterance
+        #: the PAL's objectives: steering each reply, evaluated after it (None: none)
+        self.objectives: ObjectiveRunner | None = None
+        if config.objectives is not None and not self.echo_mode:
+            self.objectives = ObjectiveRunner(config.objectives, llm=engines.llm, history=lambda: self.context.history,
+                                              emit=self.events.emit, spawn=self._spawn)
         self.context = ConversationContext(
-            system_prompt=config.system_prompt, context=config.context,
-            conversational_context=config.conversational_context,
-            visual_context_provider=visual_context_provider, knowledge_provider=knowledge_provider)
+            system_prompt="\n\n".join(p for p in (config.system_prompt, rules_note(config.guardrails)) if p),
+            context=config.context, conversational_context=config.conversational_context,
+            visual_context_provider=visual_context_provider, knowledge_provider=knowledge_provider,
+            steering_provider=self.objectives.steering_note if self.objectives is not None else None)
         self._rag_reported: set[int] = set()
         self.turns = TurnCounter()
         self.voice = VoiceOptions(voice=config.tts.voice_id, language=config.tts_language,
@@ -139,26 +162,50 @@ class ConversationPipeline:
         self.output = AudioOutputProcessor(
             sample_rate=output_sample_rate, emitter=self.events, metrics=self.metrics,
             context=self.context, clock=self.clock, renderer=renderer)
+        #: wake/sleep phrases (None: every turn is answered)
+        self.wake = None if self.echo_mode else WakeGate.for_flow(
+            config.flow.wake_phrase, config.flow.sleep_phrase, emitter=self.events)
         self.user = UserTurnProcessor(
             vad=engines.vad, stt=None if self.echo_mode else engines.stt, flow=config.flow,
             emitter=self.events, metrics=self.metrics, playback=self.output, turns=self.turns,
             clock=self.clock, language_code=config.language_code, hotwords=config.stt.hotwords,
             speculative=config.llm.speculative_inference, turns_enabled=not self.echo_mode,
-            max_audio_ms=input_buffer_ms, turn_model=getattr(engines, "turn", None))
+            max_audio_ms=input_buffer_ms, turn_model=getattr(engines, "turn", None), wake=self.wake)
         self.tts = TTSProcessor(tts=engines.tts, voice=self.voice, emitter=self.events,
-                                metrics=self.metrics)
+                                metrics=self.metrics, emotions=config.tts.tts_emotion_control)
+        if config.tts.tts_emotion_control and not self.echo_mode:
+            self.context.prompt_notes.append(EMOTION_NOTE)
+        #: voice_isolation "near": the mic's noise suppressor (per session state)
+        self.isolation: NoiseSuppressorStream | None = None
+        if config.flow.voice_isolation == "near":
+            if getattr(engines, "denoise", None) is None:
+                raise ValueError("voice_isolation 'near' needs a noise suppressor engine (EngineBundle.denoise)")
+            self.isolation = engines.denoise.stream()
         processors: list[FrameProcessor] = [self.user]
         self.llm: LLMProcessor | None = None
         if not self.echo_mode:
             self.llm = LLMProcessor(llm=engines.llm, context=self.context, config=config.llm,
                                     emitter=self.events, metrics=self.metrics, clock=self.clock)
             processors.append(self.llm)
+        #: the PAL's guardrails: each reply is checked before it is spoken (None: none)
+        self.guardrails: GuardrailProcessor | None = None
+        if config.guardrails and not self.echo_mode:
+            self.guardrails = GuardrailProcessor(
+                checker=GuardrailChecker(config.guardrails, engines.llm, embedder=getattr(engines, "embedder", None)),
+                emit=self.events.emit,
+                visual=self._visual_context, replace_reply=self.context.replace_reply)
+            processors.append(self.guardrails)
         processors += [self.tts, self.output]
         for p in processors:
             p.on_error = self._on_processor_error
         self.pipeline = Pipeline(processors)
         # where replies made by client messages enter (after the user side)
         self._reply_entry: FrameProcessor = processors[1]
+        #: idle_engagement: speaks up after the person's silence (None: off, or echo mode)
+        policy = config.flow.idle_policy
+        self.idle = None if policy is None or self.llm is None else IdleEngagement(
+            policy, clock=self.clock, user=self.user, output=self.output, turns=self.turns, metrics=self.metrics,
+            entry=self._reply_entry, spawn=self._spawn, wake=self.wake, conversation_id=conversation_id)
         self._resamplers: dict[tuple[int, int], StreamResampler] = {}
         self._open_echo: dict[str, tuple[int, str]] = {}  # inference_id -> (reply_id, kind)
         self._echo_text: dict[int, list[str]] = {}
@@ -176,8 +223,39 @@ class ConversationPipeline:
         self._started = True
         await self.pipeline.start()
         self._spawn(self._input_watchdog(), "input_watchdog")
+        if self.guardrails is not None:  # the rules' subjects, while the greeting plays
+            self._spawn(self.guardrails.checker.prepare(), "guardrails")
         if self.config.custom_greeting.strip():
             await self.say(self.config.custom_greeting, kind="greeting", interruptible=False)
+        elif self.config.dynamic_greeting and self.llm is not None:
+            self._spawn(self._dynamic_greeting(), "dynamic_greeting")
+
+    async def _dynamic_greeting(self) -> None:
+        """enable_dynamic_greeting: the LLM writes the opening line from the prompt and the
+        conversational context, then it is spoken the way custom_greeting is (never
+        interruptible). Skipped if the person spoke first or the LLM fails (an error event)."""
+        messages = self.context.messages() + [{"role": "user", "content": DYNAMIC_GREETING_REQUEST}]
+        parts: list[str] = []
+        stream = self.engines.llm.stream(messages, max_tokens=DYNAMIC_GREETING_MAX_TOKENS,
+                                         temperature=self.config.llm.temperature)
+        try:
+            async with asyncio.timeout(DYNAMIC_GREETING_TIMEOUT_S):
+                async for delta in stream:
+                    if delta.text:
+                        parts.append(delta.text)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - no greeting; the call goes on
+            logger.warning("[%s] dynamic greeting failed: %s", self.conversation_id, exc)
+            self.events.error(f"dynamic greeting failed: {exc}", engine=getattr(self.engines.llm, "name", "llm"))
+            return
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        text = "".join(parts).strip()
+        if text and self.turns.value == 0 and not self._closed:
+            await self.say(text, kind="greeting", interruptible=False)
 
     async def close(self) -> None:
         """Stop everything this pipeline owns: tasks, queues, engine calls in flight."""
@@ -189,6 +267,8 @@ class ConversationPipeline:
         await cancel_and_wait(tasks)
         await self.pipeline.close()
         self.output.interrupt()
+        if self.isolation is not None:
+            self.isolation.close()
         logger.info("[%s] pipeline closed", self.conversation_id)
 
     @property
@@ -214,6 +294,8 @@ class ConversationPipeline:
         if self._closed:
             return
         mono = to_float32_mono(pcm, channels=channels)
+        if self.isolation is not None:  # before VAD and STT (voice_isolation)
+            mono, sample_rate = self.isolation.process(mono, sample_rate), self.isolation.sample_rate
         if sample_rate != SAMPLE_RATE:
             key = (sample_rate, SAMPLE_RATE)
             rs = self._resamplers.get(key)
@@ -228,6 +310,8 @@ class ConversationPipeline:
         """The next ``n_samples`` of the replica's voice, int16 mono at
         ``output_sample_rate`` (silence when it is quiet). Call it from the outgoing track at
         its own pace: what it returns counts as played."""
+        if self.idle is not None and self._started and not self._closed:
+            self.idle.poll()
         return self.output.read_audio(n_samples)
 
     def video_frame(self, t_ms: float) -> np.ndarray | None:
@@ -270,7 +354,7 @@ class ConversationPipeline:
         """Speak ``text`` as is (greeting, scripted speech); it enters the history."""
         turn_idx = self.turns.value
         reply_id, inference_id = self._new_reply(turn_idx=turn_idx, inference_id=inference_id)
-        self.context.add_assistant(reply_id, text)
+        self.context.add_assistant(reply_id, strip_tags(text))  # emotion tags are for the voice only
         await self._push_reply_frames([
             TurnCommitFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx, text=""),
             ReplyStartFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx,
@@ -322,7 +406,7 @@ class ConversationPipeline:
     def _close_echo(self, inference_id: str | None, reply_id: int) -> None:
         if inference_id:
             self._open_echo.pop(inference_id, None)
-        text = " ".join(self._echo_text.pop(reply_id, [])).strip()
+        text = strip_tags(" ".join(self._echo_text.pop(reply_id, [])).strip())
         if text:
             self.context.add_assistant(reply_id, text)
 
@@ -415,7 +499,16 @@ class ConversationPipeline:
         }
 
     # ------------------------------------------------------------------ plumbing
+    def _visual_context(self, reply_id: int) -> str:
+        return self.context.visual_context_for(reply_id) if self.context.visual_context_provider else ""
+
     def _dispatch_event(self, event: dict[str, Any]) -> None:
+        if self.objectives is not None:
+            kind = event.get("event_type")
+            if kind == USER_STARTED:
+                self.objectives.user_speaking()
+            elif kind == UTTERANCE and (event.get("properties") or {}).get("role") != "user":
+                self.objectives.reply_done()
         if (event.get("event_type") == UTTERANCE and self.context.visual_context_provider is not None
                 and (event.get("properties") or {}).get("role") == "user"):
             reply_id = self.metrics.reply_for(event.get("inference_id"))

@@ -55,7 +55,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from . import layerspec as spec
+from .guardrails import Guardrail
+from .guardrails import from_snapshot as guardrail_rules
 from .layerspec import SENSITIVITIES
+from .objectives import ObjectiveGraph
+from .pronounce import Pronunciation
 
 Level = Literal["low", "medium", "high"]
 Sensitivity = Literal["superlow", "verylow", "low", "medium", "high", "auto"]
@@ -125,11 +129,27 @@ INTERRUPT_SENSITIVITY: Mapping[str, InterruptPolicy] = types.MappingProxyType({
 })
 
 
+@dataclass(frozen=True)
+class IdlePolicy:
+    """conversational_flow.idle_engagement: the agent speaks up after ``after_s`` seconds in which
+    the person said nothing and the agent was quiet, at most ``max_nudges`` times in a row until
+    the person speaks again (``idle.py``)."""
+
+    after_s: float
+    max_nudges: int
+
+
+#: idle_engagement -> policy ("off": none), from the levels declared with the option
+IDLE_ENGAGEMENT: Mapping[str, IdlePolicy] = types.MappingProxyType(
+    {level: IdlePolicy(after, most) for level, (after, most) in spec.IDLE_LEVELS.items()})
+
+
 #: the options whose levels these tables define: (layer, option) -> level -> behaviour. The PAL
 #: editor describes each level from them (seconds, words), so its labels follow any change here.
 LEVEL_TABLES: Mapping[tuple[str, str], Mapping[str, Any]] = types.MappingProxyType({
     ("conversational_flow", "turn_taking_patience"): PATIENCE_WAITS,
     ("conversational_flow", "replica_interruptibility"): INTERRUPTIBILITY,
+    ("conversational_flow", "idle_engagement"): IDLE_ENGAGEMENT,
 })
 
 
@@ -192,6 +212,13 @@ class FlowConfig:
     turn_detection_model: str = spec.default("conversational_flow", "turn_detection_model")
     #: silence (ms) at which the pipeline starts transcribing (and, if speculative, thinking)
     speculative_pause_ms: int = 200
+    #: answer only turns with this phrase ("": every turn); with sleep_phrase, stay awake until it (wake.py)
+    wake_phrase: str = ""
+    sleep_phrase: str = ""
+    #: "off" or a level of IDLE_ENGAGEMENT
+    idle_engagement: str = spec.default("conversational_flow", "idle_engagement")
+    #: "near": noise suppression on the mic audio before VAD and STT (``engines.denoise``); "off"
+    voice_isolation: str = spec.default("conversational_flow", "voice_isolation")
 
     @property
     def waits(self) -> TurnWaits:
@@ -203,6 +230,11 @@ class FlowConfig:
     def smart_turn(self) -> bool:
         """Judge the end of a turn (model + transcript) rather than by pause length alone."""
         return self.smart_turn_detection and self.turn_detection_model != "vad"
+
+    @property
+    def idle_policy(self) -> IdlePolicy | None:
+        """When the agent speaks up after a silence (None: it never does)."""
+        return IDLE_ENGAGEMENT.get(self.idle_engagement)
 
     @property
     def interrupt_policy(self) -> InterruptPolicy:
@@ -257,6 +289,12 @@ class TTSConfig:
     base_url: str = ""  # a remote engine's endpoint (default: the provider's)
     speed: float = spec.default("tts", "voice_settings.speed")
     voice_settings: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+    #: emotion tags in the spoken text change the voice (``emotion.py``); off: they are removed
+    tts_emotion_control: bool = spec.default("tts", "tts_emotion_control")
+    #: the account's dictionary the voice applies; its rules are read when a call starts
+    #: (``conversations.live.config``) into ``pronunciation`` (``pronounce.py``)
+    pronunciation_dictionary_id: str = ""
+    pronunciation: Pronunciation = Pronunciation()
 
 
 @dataclass(frozen=True)
@@ -265,6 +303,8 @@ class PipelineConfig:
     context: str = ""
     conversational_context: str = ""
     custom_greeting: str = ""
+    #: enable_dynamic_greeting: with no custom_greeting, the LLM writes the opening line (agent.py)
+    dynamic_greeting: bool = False
     #: as given ("english", "es", "multilingual")
     language: str = "english"
     #: ISO 639-1 code, or None = detect (multilingual)
@@ -276,6 +316,10 @@ class PipelineConfig:
     tts: TTSConfig = TTSConfig()
     #: every layer as given (read-only), for parts that read other keys (perception, …)
     layers: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}), repr=False)
+    #: the PAL's objectives (objectives.py); None: none
+    objectives: ObjectiveGraph | None = None
+    #: the PAL's guardrails (guardrails.py)
+    guardrails: tuple[Guardrail, ...] = ()
 
     @property
     def tts_language(self) -> str:
@@ -291,9 +335,13 @@ class PipelineConfig:
         *,
         conversational_context: str = "",
         custom_greeting: str = "",
+        dynamic_greeting: bool = False,
         language: str = "english",
         pipeline_mode: str = "full",
+        objectives: Mapping[str, Any] | None = None,
+        guardrails: Sequence[Mapping[str, Any]] | None = None,
     ) -> PipelineConfig:
+        """``objectives`` and ``guardrails`` as a conversation's PAL snapshot holds them."""
         layers = dict(layers or {})
         for key, value in layers.items():
             if value is not None and not isinstance(value, Mapping):
@@ -304,6 +352,9 @@ class PipelineConfig:
         tts_l = dict(layers.get("tts") or {})
 
         mode = _choice(pipeline_mode, PIPELINE_MODES, "pipeline_mode", "full")
+        if mode == "echo" and spec.full_only_set(layers):
+            raise ValueError(f"{spec.full_only_set(layers)[0].dotted} needs pipeline_mode full "
+                             "(echo mode makes no turns and has no LLM)")
         interruptibility = _option(flow_l, "conversational_flow", "replica_interruptibility")
         flow = FlowConfig(
             turn_taking_patience=_option(flow_l, "conversational_flow", "turn_taking_patience"),
@@ -314,6 +365,10 @@ class PipelineConfig:
                                                  flow_l.get("smart_turn_detection")),
                                        "smart_turn_detection", True),
             turn_detection_model=_option(flow_l, "conversational_flow", "turn_detection_model"),
+            wake_phrase=(_option(flow_l, "conversational_flow", "wake_phrase") or "").strip(),
+            sleep_phrase=(_option(flow_l, "conversational_flow", "sleep_phrase") or "").strip(),
+            idle_engagement=_option(flow_l, "conversational_flow", "idle_engagement"),
+            voice_isolation=_option(flow_l, "conversational_flow", "voice_isolation"),
         )
         # The newer conversational_flow fields win over the legacy stt ones when both are set.
         if flow_l.get("turn_taking_patience"):
@@ -352,6 +407,8 @@ class PipelineConfig:
             base_url=_str(tts_l.get("base_url"), "tts.base_url").rstrip("/"),
             speed=speed,
             voice_settings=settings,
+            tts_emotion_control=_option(tts_l, "tts", "tts_emotion_control"),
+            pronunciation_dictionary_id=_option(tts_l, "tts", "pronunciation_dictionary_id") or "",
         )
         frozen_layers = types.MappingProxyType(
             {k: types.MappingProxyType(dict(v or {})) for k, v in layers.items()})
@@ -360,6 +417,7 @@ class PipelineConfig:
             context=_str(context, "context"),
             conversational_context=_str(conversational_context, "conversational_context"),
             custom_greeting=_str(custom_greeting, "custom_greeting"),
+            dynamic_greeting=_bool(dynamic_greeting, "enable_dynamic_greeting", False),
             language=_str(language, "language") or "english",
             language_code=_language_code(language),
             pipeline_mode=mode or "full",
@@ -368,6 +426,8 @@ class PipelineConfig:
             llm=llm,
             tts=tts,
             layers=frozen_layers,
+            objectives=ObjectiveGraph.from_snapshot(objectives),
+            guardrails=guardrail_rules(guardrails),
         )
 
 

@@ -107,7 +107,8 @@ class ConversationContext:
     def __init__(self, *, system_prompt: str = "", context: str = "",
                  conversational_context: str = "", max_messages: int = 40,
                  visual_context_provider: Callable[[], str] | None = None,
-                 knowledge_provider: Callable[[str], Retrieved] | None = None) -> None:
+                 knowledge_provider: Callable[[str], Retrieved] | None = None,
+                 steering_provider: Callable[[], str] | None = None) -> None:
         self.system_prompt = system_prompt
         self.context = context
         self.conversational_context = conversational_context
@@ -119,6 +120,12 @@ class ConversationContext:
         #: the knowledge base: returns the passages for a user turn's text
         self.knowledge_provider = knowledge_provider
         self._knowledge: dict[int, Retrieved] = {}  # reply_id -> what that user turn was given
+        #: fixed notes that features of the session add to the end of the system prompt
+        #: (e.g. emotion.EMOTION_NOTE when tts_emotion_control is on)
+        self.prompt_notes: list[str] = []
+        self._replaced: dict[int, str] = {}  # reply_id -> the safe line said instead (guardrails)
+        #: objectives: returns the note that steers the reply to the latest user turn
+        self.steering_provider = steering_provider
 
     # ------------------------------------------------------------------ perception
     def visual_context_for(self, reply_id: int) -> str:
@@ -179,6 +186,7 @@ class ConversationContext:
             parts.append(VISUAL_CONTEXT_NOTE)
         if self.knowledge_provider is not None:
             parts.append(KNOWLEDGE_NOTE)
+        parts += self.prompt_notes
         return "\n\n".join(p for p in parts if p)
 
     # ------------------------------------------------------------------ history
@@ -197,8 +205,21 @@ class ConversationContext:
             return
         self._entries.append(_Entry("user", text.strip(), reply_id))
 
+    def user_text(self, reply_id: int) -> str:
+        entry = self._find("user", reply_id)
+        return entry.content if entry is not None else ""
+
+    def replace_reply(self, reply_id: int, text: str) -> None:
+        """What the agent says instead of the reply it generated (a guardrail withheld it): the
+        history keeps this text, also when the reply is recorded later (a speculative one)."""
+        self._replaced[reply_id] = text
+        entry = self._find("assistant", reply_id)
+        if entry is not None:
+            entry.content = text
+
     def add_assistant(self, reply_id: int, text: str, tool_calls: list[ToolCall] | None = None) -> None:
         """Record a reply as generated (or as spoken, for a greeting/echo)."""
+        text = self._replaced.get(reply_id, text)
         entry = self._find("assistant", reply_id)
         if entry is None:
             entry = _Entry("assistant", text.strip(), reply_id)
@@ -278,6 +299,11 @@ class ConversationContext:
                     # passages first, the question last: the 0.5B model answered 12 of 12 samples
                     # this way, 10 of 12 with the passages after the question
                     m["content"] = f"{found.text}\n{m['content']}"
+            if e is last_user and self.steering_provider is not None:
+                # on the latest turn only: the cached prompt prefix survives a change of objective
+                note = self.steering_provider()
+                if note:
+                    m["content"] = f"{m['content']}\n{note}"
             if (msgs and m["role"] == "user" and msgs[-1]["role"] == "user"):
                 msgs[-1]["content"] = f"{msgs[-1]['content']} {m['content']}"
                 continue

@@ -146,6 +146,8 @@ class ReplyStartFrame(DataFrame):
     turn_idx: int
     kind: ReplyKind = "reply"
     interruptible: bool = True
+    #: the user's turn a generated reply answers (for checks on the pair)
+    user_text: str = ""
 
 
 @dataclass(kw_only=True)

@@ -16,8 +16,11 @@ from typing import Any
 from conversations.realtime import layerspec
 from conversations.realtime.agent import EngineBundle
 from conversations.realtime.config import LLMConfig, PipelineConfig, TTSConfig
+from conversations.realtime.emotion import strip_tags
 from conversations.realtime.engines import registry
 from conversations.realtime.engines.base import EngineError, VoiceOptions
+from conversations.realtime.engines.embeddings import embedded_embedder
+from conversations.realtime.pronounce import with_pronunciation
 
 #: what "Test connection" asks the model
 TEST_PROMPT = [
@@ -39,10 +42,12 @@ def build_llm(config: LLMConfig, *, timeout: float | None = None):
 
 
 def build_tts(config: TTSConfig):
-    """The PAL's voice engine (speed is applied per utterance, not here). Blocking."""
-    return registry.get_tts(config.tts_engine or None, api_key=config.api_key, voice_id=config.voice_id,
-                            model=config.tts_model_name, base_url=config.base_url,
-                            settings={k: v for k, v in config.voice_settings.items() if k != "speed"})
+    """The PAL's voice engine (speed is applied per utterance, not here), speaking with the PAL's
+    pronunciation dictionary when it has one (``pronounce.py``). Blocking."""
+    engine = registry.get_tts(config.tts_engine or None, api_key=config.api_key, voice_id=config.voice_id,
+                              model=config.tts_model_name, base_url=config.base_url,
+                              settings={k: v for k, v in config.voice_settings.items() if k != "speed"})
+    return with_pronunciation(engine, config.pronunciation)
 
 
 def build_engines(config: PipelineConfig) -> EngineBundle:
@@ -56,6 +61,8 @@ def build_engines(config: PipelineConfig) -> EngineBundle:
                                                api_key=config.stt.api_key, base_url=config.stt.base_url),
         llm=None if echo else build_llm(config.llm),
         turn=registry.get_turn_model() if not echo and config.flow.smart_turn else None,
+        denoise=registry.get_noise_suppressor() if config.flow.voice_isolation == "near" else None,
+        embedder=embedded_embedder() if config.guardrails and not echo else None,
     )
 
 
@@ -94,6 +101,7 @@ async def preview_voice(config: PipelineConfig, text: str, *, timeout_s: float =
     Raises EngineError when the engine fails or produces nothing."""
     tts = await asyncio.to_thread(build_tts, config.tts)
     voice = VoiceOptions(voice=config.tts.voice_id, language=config.tts_language, speed=config.tts.speed)
+    text = strip_tags(text)  # emotion tags are never read out
     pcm: list[bytes] = []
     rate = tts.sample_rate
     try:

@@ -24,14 +24,17 @@ from typing import Any
 
 #: the layers, in the order the editor shows them, with the editor's prefix for field names
 LAYERS: Mapping[str, str] = types.MappingProxyType({
-    "conversational_flow": "cf", "stt": "stt", "llm": "llm", "tts": "tts", "perception": "pc",
+    "conversational_flow": "cf", "stt": "stt", "llm": "llm", "tts": "tts", "perception": "pc", "transport": "tr",
 })
 LAYER_TITLES: Mapping[str, str] = types.MappingProxyType({
     "conversational_flow": "Conversational flow", "stt": "Speech to text", "llm": "Language model",
-    "tts": "Text to speech", "perception": "Perception",
+    "tts": "Text to speech", "perception": "Perception", "transport": "Transport",
 })
 
 LEVELS: tuple[str, ...] = ("low", "medium", "high")
+#: conversational_flow.idle_engagement: level -> (seconds of silence before the agent speaks up,
+#: how many times in a row at most until the person speaks again); config.IDLE_ENGAGEMENT reads it
+IDLE_LEVELS: Mapping[str, tuple[float, int]] = types.MappingProxyType({"patient": (15.0, 1), "eager": (7.0, 2)})
 SENSITIVITIES: tuple[str, ...] = ("superlow", "verylow", "low", "medium", "high", "auto")
 
 
@@ -67,6 +70,9 @@ class Option:
     #: why no call uses it yet; any value other than ``neutral`` is refused
     unsupported: str = ""
     neutral: Any = None
+    #: only works with pipeline_mode full (it needs turns and the LLM): a value other than the
+    #: default is refused for an echo-mode PAL
+    full_only: bool = False
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -108,7 +114,7 @@ def _o(layer: str, name: str, kind: str, help: str, **kw: Any) -> Option:  # noq
     return Option(layer, name, kind, help, **kw)
 
 
-_FLOW, _STT, _LLM, _TTS, _PC = "conversational_flow", "stt", "llm", "tts", "perception"
+_FLOW, _STT, _LLM, _TTS, _PC, _TR = "conversational_flow", "stt", "llm", "tts", "perception", "transport"
 
 OPTIONS: tuple[Option, ...] = (
     # ------------------------------------------------------------------ conversational flow
@@ -129,12 +135,35 @@ OPTIONS: tuple[Option, ...] = (
        default="smart-turn", choices=("smart-turn", "vad"),
        aliases=types.MappingProxyType({"sparrow-0": "smart-turn", "sparrow-1": "smart-turn"}),
        label="Turn detection", advanced=True, consumer="config.FlowConfig.smart_turn"),
-    _o(_FLOW, "idle_engagement", "choice", "Whether the agent speaks up after a long silence: off, patient or eager.",
-       choices=("off", "patient", "eager"), unsupported="the agent never speaks first after a silence", neutral="off"),
-    _o(_FLOW, "voice_isolation", "choice", "`near`: favour the closest voice; `off`.",
-       choices=("near", "off"), unsupported="no voice isolation runs on the microphone audio", neutral="off"),
-    _o(_FLOW, "wake_phrase", "str", "If set, the agent only answers turns that contain this phrase.",
-       max_length=100, unsupported="every turn is answered", neutral=""),
+    _o(_FLOW, "idle_engagement", "choice",
+       "Whether the agent speaks up when the person stays silent (says nothing while the agent is quiet): "
+       + "; ".join(f"`{level}` after {after:g} s, at most {'once' if most == 1 else f'{most} times in a row'}"
+                   for level, (after, most) in IDLE_LEVELS.items())
+       + " until the person speaks again. The agent's LLM writes a short line that fits the conversation (it is told how long the person has "
+       "been quiet). `off` (default): never. Not while the agent is asleep (wake_phrase with sleep_phrase). "
+       "Full pipeline mode only.",
+       default="off", choices=("off", *IDLE_LEVELS), label="Idle engagement", full_only=True,
+       consumer="config.FlowConfig.idle_policy"),
+    _o(_FLOW, "voice_isolation", "choice",
+       "`near`: the microphone audio goes through noise suppression (RNNoise, a recurrent network made for "
+       "speech) before voice detection and speech to text, so steady background noise (fans, traffic, "
+       "keyboards, a crowd's hum) neither starts a turn nor garbles the transcript; the nearest speaker's "
+       "voice is kept. `off` (default): the audio is used as it arrives. Costs about 5% of one CPU core per "
+       "call and delays the audio by 10-20 ms.",
+       default="off", choices=("near", "off"), label="Voice isolation", advanced=True,
+       consumer="config.FlowConfig.voice_isolation"),
+    _o(_FLOW, "wake_phrase", "str",
+       "If set (e.g. `Hey Ana`), the agent answers only turns that contain this phrase; with `sleep_phrase`, "
+       "it stays awake after hearing it and answers every turn until it hears the sleep phrase. The match "
+       "ignores case and punctuation and forgives small transcription slips. Turns it does not answer are "
+       "still transcribed (they are in the transcript), get no reply and never interrupt the agent. Emits "
+       "system.wake_phrase_detected when the phrase wakes it. Full pipeline mode only.",
+       max_length=100, label="Wake phrase", advanced=True, full_only=True, consumer="config.FlowConfig.wake_phrase"),
+    _o(_FLOW, "sleep_phrase", "str",
+       "With `wake_phrase`: the phrase that sends the agent back to sleep (it does not answer that turn, and "
+       "emits system.sleep_phrase_detected); it then waits for the wake phrase again.",
+       max_length=100, label="Sleep phrase", advanced=True, full_only=True,
+       consumer="config.FlowConfig.sleep_phrase"),
     # ------------------------------------------------------------------ speech to text
     _o(_STT, "stt_engine", "engine", "Speech-to-text engine (see GET /v2/engines).",
        label="Speech-to-text engine", consumer="frontdoor.build_engines (registry.get_stt)"),
@@ -204,10 +233,21 @@ OPTIONS: tuple[Option, ...] = (
     _o(_TTS, "voice_settings", "json_map", "`speed` (0.5–2.0, 1 = normal), `region` for azure, and the provider's "
        "own settings for elevenlabs (stability, similarity_boost, style…), sent as they are.",
        consumer="config.TTSConfig.voice_settings"),
-    _o(_TTS, "tts_emotion_control", "bool", "Let the provider vary emotion (cloud engines).",
-       unsupported="no engine here is asked for emotion", neutral=False),
-    _o(_TTS, "pronunciation_dictionary_id", "str", "A pronunciation dictionary for the voice.", max_length=200,
-       unsupported="the engines here apply no pronunciation dictionaries", neutral=""),
+    _o(_TTS, "tts_emotion_control", "bool",
+       "Emotion tags in what the agent says, such as `<emotion value=\"happy\"/>` (the tag format of the "
+       "hosted default voice), change the voice from there on: pitch, rate, intonation range and loudness for "
+       "eSpeak NG and Piper, a speaking style plus prosody for Azure, Cartesia's own emotion control (sonic-3 "
+       "models), the rate for the other cloud voices. When true the LLM is told it may write these tags, and "
+       "they work in conversation.echo text too. Tags are never spoken and never appear in captions or the "
+       "transcript; when false they are removed and ignored. Default false here (the hosted default is true): "
+       "the tags cost the small embedded model prompt room.",
+       default=False, label="Emotion control", advanced=True, consumer="config.TTSConfig.tts_emotion_control"),
+    _o(_TTS, "pronunciation_dictionary_id", "str", "A pronunciation dictionary of the account "
+       "(/v2/pronunciation-dictionaries), read when a call starts: alias rules replace the matching words "
+       "for the voice, IPA rules give it their phonemes (espeak-ng, piper and azure; another engine speaks "
+       "those words as written and the PAL's response carries a warning). The transcript keeps the "
+       "written words.", max_length=32, label="Pronunciation dictionary id", advanced=True,
+       consumer="config.TTSConfig.pronunciation_dictionary_id"),
     # ------------------------------------------------------------------ perception
     _o(_PC, "perception_model", "choice", "Perception engine: `mediapipe` (embedded, CPU: presence, attention, "
        "expression, lighting, motion), `vision-llm` (an OpenAI-compatible vision model at `base_url`), or `off`. "
@@ -238,6 +278,12 @@ OPTIONS: tuple[Option, ...] = (
        label="Vision model", advanced=True, consumer="perception.vision_llm"),
     _o(_PC, "api_key", "secret", "Key for `base_url`.", max_length=500, hosted=False,
        label="Vision endpoint API key", advanced=True, consumer="perception.vision_llm"),
+    # ------------------------------------------------------------------ transport (API only)
+    _o(_TR, "transport_type", "choice", "How the call's media travel. `daily`: people join the conversation_url "
+       "page in a browser; here that page speaks WebRTC with this server itself (aiortc), the hosted product's "
+       "equivalent of its Daily room. `livekit` (the agent joins your LiveKit room) is refused.",
+       choices=("daily", "livekit"), unsupported="calls here are WebRTC between the conversation_url page and this "
+       "server; no LiveKit room is joined", neutral="daily"),
 )
 
 _BY_KEY: dict[tuple[str, str], Option] = {}
@@ -263,6 +309,17 @@ def default(layer: str, name: str) -> Any:
 
 def secrets() -> tuple[Option, ...]:
     return tuple(o for o in OPTIONS if o.secret)
+
+
+def full_only_set(layers: Mapping[str, Any]) -> tuple[Option, ...]:
+    """The options in ``layers`` (a PAL's layers as given) that only a full-mode pipeline can
+    honour, set to something other than their default: an echo-mode PAL must not have them."""
+    found = []
+    for opt in OPTIONS:
+        raw = layers.get(opt.layer) if isinstance(layers, Mapping) else None
+        if opt.full_only and isinstance(raw, Mapping) and raw.get(opt.name) not in (None, "", opt.default):
+            found.append(opt)
+    return tuple(found)
 
 
 def legacy_names(layer: str) -> dict[str, str]:

@@ -70,6 +70,14 @@ async def handle_client_message(pipeline: ConversationPipeline, message: dict[st
     elif event_type == "conversation.tool_result":
         await pipeline.tool_result(props.get("tool_call_id"), props.get("output"),
                                    status=props.get("status") or "")
+    elif event_type == "conversation.objective.confirm":
+        name = props.get("objective_name")
+        if not isinstance(name, str) or not name:
+            raise ProtocolError("conversation.objective.confirm needs properties.objective_name")
+        if pipeline.objectives is None:
+            raise ProtocolError("this conversation has no objectives")
+        if not pipeline.objectives.confirm(name):
+            raise ProtocolError(f"objective {name!r} is not waiting for a confirmation")
     else:
         raise ProtocolError(f"unknown event_type: {event_type!r}")
 

@@ -17,6 +17,7 @@ engine call at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,7 +42,7 @@ from .frames import (
     TurnDiscardFrame,
     UserTranscriptFrame,
 )
-from .phrases import PhraseSplitter
+from .emotion import NEUTRAL, EmotionalPhrases
 from .processors import FrameProcessor, error_frame_from
 
 logger = logging.getLogger(__name__)
@@ -104,8 +105,8 @@ class LLMProcessor(FrameProcessor):
     async def _generate(self, reply_id: int | None, inference_id: str, turn_idx: int,
                         pending: tuple[int, str] | None) -> None:
         assert reply_id is not None
-        await self.push_frame(ReplyStartFrame(reply_id=reply_id, inference_id=inference_id,
-                                              turn_idx=turn_idx))
+        await self.push_frame(ReplyStartFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx,
+                                              user_text=pending[1] if pending else self.context.user_text(reply_id)))
         self.metrics.mark(reply_id, "llm_started")
         texts: list[str] = []
         calls: list[ToolCall] = []
@@ -179,40 +180,42 @@ class LLMProcessor(FrameProcessor):
 
 class TTSProcessor(FrameProcessor):
     def __init__(self, *, tts: TextToSpeech, voice: VoiceOptions, emitter: EventEmitter,
-                 metrics: MetricsBook) -> None:
+                 metrics: MetricsBook, emotions: bool = False) -> None:
         super().__init__(name="tts")
         self.tts = tts
         self.voice = voice
         self.emitter = emitter
         self.metrics = metrics
-        self._splitters: dict[int, PhraseSplitter] = {}
+        #: tts_emotion_control: emotion tags change the voice (else they are only removed)
+        self.emotions = emotions
+        self._splitters: dict[int, EmotionalPhrases] = {}
         self._replies: dict[int, ReplyStartFrame] = {}
         self.phrases: list[str] = []  # every phrase spoken (bounded; tests, debugging)
 
-    def _splitter(self, reply_id: int) -> PhraseSplitter:
+    def _splitter(self, reply_id: int) -> EmotionalPhrases:
         sp = self._splitters.get(reply_id)
         if sp is None:
-            sp = self._splitters[reply_id] = PhraseSplitter()
+            sp = self._splitters[reply_id] = EmotionalPhrases(enabled=self.emotions)
         return sp
 
     async def process_frame(self, frame: Frame) -> None:
         if isinstance(frame, ReplyStartFrame):
-            self._splitters[frame.reply_id] = PhraseSplitter()
+            self._splitters[frame.reply_id] = EmotionalPhrases(enabled=self.emotions)
             self._replies[frame.reply_id] = frame
         elif isinstance(frame, LLMTextFrame):
-            for phrase in self._splitter(frame.reply_id).push(frame.text):
-                await self._speak(frame.reply_id, phrase)
+            for phrase, emotion in self._splitter(frame.reply_id).push(frame.text):
+                await self._speak(frame.reply_id, phrase, emotion)
             return
         elif isinstance(frame, TextFrame):
             sp = self._splitter(frame.reply_id)
-            for phrase in sp.push(frame.text) + sp.flush():
-                await self._speak(frame.reply_id, phrase)
+            for phrase, emotion in sp.push(frame.text) + sp.flush():
+                await self._speak(frame.reply_id, phrase, emotion)
             return
         elif isinstance(frame, ReplyEndFrame):
             sp = self._splitters.pop(frame.reply_id, None)
             if sp is not None:
-                for phrase in sp.flush():
-                    await self._speak(frame.reply_id, phrase)
+                for phrase, emotion in sp.flush():
+                    await self._speak(frame.reply_id, phrase, emotion)
             self._replies.pop(frame.reply_id, None)
         elif isinstance(frame, TurnDiscardFrame):
             self._splitters.pop(frame.reply_id, None)
@@ -222,11 +225,12 @@ class TTSProcessor(FrameProcessor):
             self._replies.clear()
         await self.push_frame(frame)
 
-    async def _speak(self, reply_id: int | None, phrase: str) -> None:
+    async def _speak(self, reply_id: int | None, phrase: str, emotion: str = NEUTRAL.name) -> None:
         self.metrics.mark(reply_id, "first_phrase")
         self.phrases.append(phrase)
         del self.phrases[:-200]
-        stream = self.tts.synthesize(phrase, voice=self.voice)
+        voice = self.voice if emotion == NEUTRAL.name else dataclasses.replace(self.voice, emotion=emotion)
+        stream = self.tts.synthesize(phrase, voice=voice)
         try:
             while True:
                 try:

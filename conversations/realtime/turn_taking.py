@@ -69,6 +69,7 @@ from .frames import (
 )
 from .processors import FrameProcessor, error_frame_from
 from .segmenter import CHUNK_MS, MAX_TURN_MS, MIN_TURN_VOICED_MS, SAMPLE_RATE, VadSegmenter
+from .wake import WakeGate
 
 logger = logging.getLogger(__name__)
 
@@ -235,8 +236,11 @@ class UserTurnProcessor(FrameProcessor):
         turns_enabled: bool = True,
         max_audio_ms: float = 200.0,
         turn_model: TurnModel | None = None,
+        wake: WakeGate | None = None,
     ) -> None:
         super().__init__(name="user_turn", max_audio_ms=max_audio_ms, queue_size=512)
+        #: wake/sleep phrases: which turns are answered, and what may interrupt (None: all)
+        self.wake = wake
         self._vad = VadSegmenter(vad)
         self.stt = stt
         self.turn_model = turn_model
@@ -376,12 +380,17 @@ class UserTurnProcessor(FrameProcessor):
     # ------------------------------------------------------------------ barge-in
     async def _overlap_step(self, seg: _Segment, voiced: bool, silence_ms: float) -> None:
         policy = self.flow.interrupt_policy
+        # an agent waiting for its wake phrase is interrupted only by words that contain it
+        needs_phrase = self.wake is not None and self.wake.asleep
         if self.playback.replica_active:
             if self.playback.replica_interruptible:
-                if policy.force_ms and seg.voiced_ms >= policy.force_ms:
+                if needs_phrase:
+                    if seg.voiced_ms >= policy.min_speech_ms:
+                        self._maybe_check_words(seg)
+                elif policy.force_ms and seg.voiced_ms >= policy.force_ms:
                     await self._interrupt(seg)
                     return
-                if seg.voiced_ms >= policy.min_speech_ms:
+                elif seg.voiced_ms >= policy.min_speech_ms:
                     if policy.min_words <= 0:
                         await self._interrupt(seg)
                         return
@@ -420,7 +429,8 @@ class UserTurnProcessor(FrameProcessor):
         logger.debug("barge-in check %r -> %d words", tr.text, words)
         if (self._segment is seg and not seg.promoted and self.playback.replica_active
                 and self.playback.replica_interruptible
-                and words >= self.flow.interrupt_policy.min_words):
+                and words >= self.flow.interrupt_policy.min_words
+                and (self.wake is None or self.wake.admits_barge_in(tr.text))):
             await self._interrupt(seg)
 
     async def _interrupt(self, seg: _Segment) -> None:
@@ -571,7 +581,8 @@ class UserTurnProcessor(FrameProcessor):
                               {"role": "user", "speech": attempt.text, "final": False,
                                "is_interrupted": False},
                               inference_id=attempt.inference_id, turn_idx=self.turns.value + 1)
-            if self.speculative and not seg.force_commit:
+            if self.speculative and not seg.force_commit and (
+                    self.wake is None or self.wake.would_answer(attempt.text)):
                 attempt.speculative_sent = True
                 self.metrics.update(attempt.reply_id, speculative=True)
                 await self.push_frame(UserTranscriptFrame(
@@ -604,6 +615,10 @@ class UserTurnProcessor(FrameProcessor):
 
     async def _commit(self, seg: _Segment, attempt: _Attempt) -> None:
         self._segment = None
+        if self.wake is not None and not self.wake.admit(attempt.text, turn_idx=self.turns.value + 1,
+                                                         inference_id=attempt.inference_id):
+            await self._commit_unanswered(seg, attempt)
+            return
         if seg.supersedes and self.playback.replica_active:
             # the reply to the previous turn was not heard yet: it is regenerated for both
             # turns together (the history keeps the previous user turn; consecutive user
@@ -637,6 +652,22 @@ class UserTurnProcessor(FrameProcessor):
             await self.push_frame(UserTranscriptFrame(
                 reply_id=attempt.reply_id, text=attempt.text, inference_id=attempt.inference_id,
                 turn_idx=turn_idx, speculative=False))
+        await self._cancel_check(seg)
+
+    async def _commit_unanswered(self, seg: _Segment, attempt: _Attempt) -> None:
+        """A turn the wake gate does not answer: it is the user's turn in the transcript, and
+        nothing else (no reply, no history entry, no replica event)."""
+        turn_idx = self.turns.advance()
+        self.metrics.drop(attempt.reply_id)
+        logger.info("[%s] turn %d not answered (no wake phrase): %r", self.emitter.conversation_id, turn_idx,
+                    attempt.text)
+        self.emitter.emit(UTTERANCE_STREAMING, {"role": "user", "speech": attempt.text, "final": True,
+                                                "is_interrupted": False},
+                          inference_id=attempt.inference_id, turn_idx=turn_idx)
+        self.emitter.emit(UTTERANCE, {"role": "user", "speech": attempt.text},
+                          inference_id=attempt.inference_id, turn_idx=turn_idx)
+        if attempt.speculative_sent:  # (a guard: the gate only moves at commits, so the pause agreed)
+            await self.push_frame(TurnDiscardFrame(reply_id=attempt.reply_id))
         await self._cancel_check(seg)
 
     async def _drop_attempt(self, seg: _Segment, *, went_on: bool = False) -> None:

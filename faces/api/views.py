@@ -16,7 +16,7 @@ from cvi_site.api import AccountScopedViewSet, base_url, paginate
 from cvi_site.errors import ApplicationError, NotFoundError
 from cvi_site.serializers import OutboundURLField, StrictSerializer
 from faces import selectors, services
-from faces.models import Face
+from faces.models import HOSTED_MODEL_NAMES, HOSTED_STATUS_NAMES, Face
 from faces.paths import face_assets_dir
 
 
@@ -28,7 +28,11 @@ def render_face(face: Face, request=None) -> dict:
         "replica_id": face.id,
         "face_name": face.face_name,
         "replica_name": face.face_name,
-        "status": face.status,
+        # the hosted API's status names (ready is "completed" there); ours in training_status
+        "status": HOSTED_STATUS_NAMES.get(face.status, face.status),
+        "training_status": face.status,
+        "model_name": face.model_name,
+        "voice_name": face.voice_name or None,
         "training_progress": f"{face.training_progress}/100",
         "thumbnail_url": f"{root}/v2/faces/{face.id}/thumbnail" if has_assets else None,
         "thumbnail_video_url": f"{root}/v2/faces/{face.id}/preview" if has_assets else None,
@@ -50,7 +54,18 @@ class FaceCreateSerializer(StrictSerializer):
     face_name = serializers.CharField(required=False, allow_blank=True, max_length=200)
     replica_name = serializers.CharField(required=False, allow_blank=True, max_length=200, help_text="Legacy name of face_name.")
     callback_url = OutboundURLField(required=False, allow_blank=True, max_length=2000)
-    consent_video_url = OutboundURLField(required=False, allow_blank=True, max_length=2000)
+    consent_video_url = OutboundURLField(
+        required=False, allow_blank=True, max_length=2000,
+        help_text="A separate recording of the consent statement naming face_name; when given it is always "
+                  "checked (error consent_phrase_mismatch), and the training video need not open with it.")
+    model_name = serializers.ChoiceField(
+        HOSTED_MODEL_NAMES, required=False,
+        help_text="The hosted API's face model (default phoenix-4). Every face here is drawn by OpenCVI's own "
+                  "renderer, trained the same way: the name is kept and shown, and the response's warnings say so.")
+    voice_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=200,
+        help_text="A voice installed here (GET /v2/voices): conversations with this face speak with it when "
+                  "their PAL names no voice (layers.tts voice_id / external_voice_id).")
 
 
 class FaceRenameSerializer(serializers.Serializer):
@@ -69,7 +84,12 @@ class FaceOutputSerializer(serializers.Serializer):
     replica_id = serializers.CharField()
     face_name = serializers.CharField()
     replica_name = serializers.CharField()
-    status = serializers.ChoiceField(Face.Status.choices)
+    status = serializers.ChoiceField(
+        [HOSTED_STATUS_NAMES.get(s, s) for s in Face.Status.values],
+        help_text="The hosted API's names: started, training, completed (ours: ready), error.")
+    training_status = serializers.ChoiceField(Face.Status.choices, help_text="(ours) started, training, ready, error.")
+    model_name = serializers.CharField()
+    voice_name = serializers.CharField(allow_null=True)
     training_progress = serializers.CharField()
     thumbnail_url = serializers.CharField(allow_null=True)
     thumbnail_video_url = serializers.CharField(allow_null=True)
@@ -85,12 +105,19 @@ class FaceCreatedSerializer(serializers.Serializer):
     face_id = serializers.CharField()
     replica_id = serializers.CharField()
     status = serializers.CharField()
+    model_name = serializers.CharField()
+    warnings = serializers.ListField(child=serializers.CharField(),
+                                     help_text="(ours) What was mapped onto what this server does.")
 
 
 @extend_schema_serializer(many=False)  # a list action, but the body is an object
 class FaceListSerializer(serializers.Serializer):
     data = FaceOutputSerializer(many=True)
     total_count = serializers.IntegerField()
+
+
+#: the list's status filter: our statuses and the hosted API's names for them
+STATUS_FILTERS = list(Face.Status.values) + list(HOSTED_STATUS_NAMES.values())
 
 
 class FaceViewSet(AccountScopedViewSet):
@@ -102,13 +129,20 @@ class FaceViewSet(AccountScopedViewSet):
         return selectors.face_list(account=self.request.user)
 
     @extend_schema(parameters=[OpenApiParameter("limit", int), OpenApiParameter("page", int),
-                               OpenApiParameter("face_type", str, enum=["system", "user"])],
+                               OpenApiParameter("face_type", str, enum=["system", "user"]),
+                               OpenApiParameter("status", str, enum=STATUS_FILTERS,
+                                                description="The hosted names or ours (completed = ready).")],
                    responses=FaceListSerializer)
     def list(self, request):
         face_type = request.query_params.get("face_type") or request.query_params.get("replica_type")
         if face_type not in (None, "", "system", "user"):
             raise ApplicationError("face_type must be system or user")
-        return paginate(request, selectors.face_list(account=request.user, face_type=face_type or None),
+        wanted = request.query_params.get("status") or None
+        if wanted is not None and wanted not in STATUS_FILTERS:
+            raise ApplicationError(f"status must be one of {', '.join(STATUS_FILTERS)}")
+        status_filter = next((ours for ours, hosted in HOSTED_STATUS_NAMES.items() if hosted == wanted), wanted)
+        return paginate(request, selectors.face_list(account=request.user, face_type=face_type or None,
+                                                     status=status_filter),
                         lambda f: render_face(f, request))
 
     @extend_schema(request={"application/json": FaceCreateSerializer, "multipart/form-data": FaceCreateSerializer},
@@ -117,6 +151,7 @@ class FaceViewSet(AccountScopedViewSet):
         serializer = FaceCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         v = serializer.validated_data
+        warnings: list[str] = []
         face = services.face_create(
             account=request.user,
             face_name=v.get("face_name") or v.get("replica_name") or "",
@@ -125,8 +160,12 @@ class FaceViewSet(AccountScopedViewSet):
             upload=v.get("file"),
             callback_url=v.get("callback_url", ""),
             consent_video_url=v.get("consent_video_url", ""),
+            model_name=v.get("model_name", ""),
+            voice_name=v.get("voice_name", ""),
+            warnings=warnings,
         )
-        return Response({"face_id": face.id, "replica_id": face.id, "status": face.status})
+        return Response({"face_id": face.id, "replica_id": face.id, "status": face.status,
+                         "model_name": face.model_name, "warnings": warnings})
 
     @extend_schema(responses=FaceOutputSerializer)
     def retrieve(self, request, face_id=None):

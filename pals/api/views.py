@@ -41,11 +41,20 @@ class PalOutputSerializer(serializers.Serializer):
     document_tags = serializers.ListField(child=serializers.CharField())
     objectives_id = serializers.CharField(allow_null=True)
     guardrail_ids = serializers.ListField(child=serializers.CharField())
+    guardrails_id = serializers.CharField(allow_null=True)
     layers = LayersSerializer()
     pal_type = serializers.ChoiceField(["system", "user"])
     persona_type = serializers.ChoiceField(["system", "user"])
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+
+class PalWrittenSerializer(PalOutputSerializer):
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="(ours) The hosted product's managed engine names in the request and the engine each "
+                  "now means (GET /v2/engines lists them), and IPA rules of the linked pronunciation "
+                  "dictionary that the TTS engine cannot pronounce; empty when there is nothing to say.")
 
 
 @extend_schema_serializer(many=False)  # a list action, but the body is an object
@@ -79,20 +88,22 @@ class PalViewSet(AccountScopedViewSet):
         pal_type = request.query_params.get("pal_type") or request.query_params.get("persona_type")
         return paginate(request, selectors.pal_list(account=request.user, pal_type=pal_type), render_pal)
 
-    @extend_schema(request=PalCreateSerializer, responses={200: PalOutputSerializer})
+    @extend_schema(request=PalCreateSerializer, responses={200: PalWrittenSerializer})
     def create(self, request):
-        pal = services.pal_create(account=request.user, data=request.data)
-        return Response(render_pal(pal), status=status.HTTP_200_OK)
+        warnings: list[str] = []
+        pal = services.pal_create(account=request.user, data=request.data, warnings=warnings)
+        return Response({**render_pal(pal), "warnings": warnings}, status=status.HTTP_200_OK)
 
     @extend_schema(responses=PalOutputSerializer)
     def retrieve(self, request, pal_id=None):
         return Response(render_pal(self.get_object()))
 
-    @extend_schema(request=JsonPatchOperation(many=True), responses=PalOutputSerializer,
+    @extend_schema(request=JsonPatchOperation(many=True), responses=PalWrittenSerializer,
                    description="RFC 6902 JSON Patch, applied atomically.")
     def partial_update(self, request, pal_id=None):
-        pal = services.pal_patch(pal=self.get_object(owned=True), operations=request.data)
-        return Response(render_pal(pal))
+        warnings: list[str] = []
+        pal = services.pal_patch(pal=self.get_object(owned=True), operations=request.data, warnings=warnings)
+        return Response({**render_pal(pal), "warnings": warnings})
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pal_id=None):
@@ -108,8 +119,10 @@ class EnginesView(APIView):
     def get(self, request):
         from conversations.realtime.frontdoor import engine_catalogue
 
-        engines = engine_catalogue()
-        return Response({"data": engines})
+        from conversations.realtime.engines.hosted import table
+
+        # hosted_names: the hosted product's managed engine names and the engine each means here
+        return Response({"data": engine_catalogue(), "hosted_names": table()})
 
 
 class VoiceSerializer(serializers.Serializer):

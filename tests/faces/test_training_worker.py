@@ -44,7 +44,7 @@ def _watch(site, face_id: str, timeout: float = 240) -> tuple[dict, list[int]]:
         progress = int(face["training_progress"].split("/")[0])
         if not seen or seen[-1] != progress:
             seen.append(progress)
-        if face["status"] in ("ready", "error"):
+        if face["training_status"] in ("ready", "error"):
             return face, seen
         time.sleep(0.2)
     raise AssertionError(f"face {face_id} still {face['status']} after {timeout}s; progress {seen}")
@@ -53,7 +53,7 @@ def _watch(site, face_id: str, timeout: float = 240) -> tuple[dict, list[int]]:
 def test_synthetic_talking_video_trains_to_ready_through_the_worker(site, videos):
     face_id = _upload(site, videos["good"])
     face, seen = _watch(site, face_id)
-    assert face["status"] == "ready", face
+    assert face["status"] == "completed" and face["training_status"] == "ready", face
     assert face["training_progress"] == "100/100"
     assert len([p for p in seen if 0 < p < 100]) >= 2, f"progress did not move: {seen}"
     assert seen == sorted(seen)

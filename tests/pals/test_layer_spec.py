@@ -15,6 +15,7 @@ from pals import forms, layers
 SERIALIZERS = {
     "conversational_flow": layers.ConversationalFlowLayerSerializer, "stt": layers.SttLayerSerializer,
     "llm": layers.LlmLayerSerializer, "tts": layers.TtsLayerSerializer, "perception": layers.PerceptionLayerSerializer,
+    "transport": layers.TransportLayerSerializer,
 }
 
 

@@ -75,8 +75,9 @@ def test_stock_pal_is_listed_and_read_only(api):
         ({"system_prompt": "x", "layers": {"brain": {}}}, "unknown option"),
         ({"system_prompt": "x", "default_face_id": "rnothere"}, "no face"),
         ({"system_prompt": "x", "pipeline_mode": "turbo"}, "pipeline_mode"),
-        ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "elevenlabs", "voice_id": "v"}}},
-         "layers.tts.api_key: is required by the elevenlabs TTS engine"),
+        # (without an api_key, elevenlabs is the hosted managed voice: tests/pals/test_hosted_names.py)
+        ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "elevenlabs", "api_key": "k"}}},
+         "layers.tts.voice_id: is required by the elevenlabs TTS engine"),
         ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "cartesia", "api_key": "k"}}},
          "layers.tts.voice_id: is required by the cartesia TTS engine"),
         ({"system_prompt": "x", "layers": {"tts": {"tts_engine": "azure", "api_key": "k"}}}, "voice_settings.region"),
@@ -292,12 +293,13 @@ def test_the_schema_states_the_rules_between_fields_and_numbers_are_not_strings(
 
 @pytest.mark.parametrize("field, value", [("objectives_id", "o1234"), ("guardrail_ids", ["g1"]),
                                           ("guardrails_id", "g1")])
-def test_objectives_and_guardrails_are_refused_until_a_call_enforces_them(api, field, value):
-    """Nothing in a call follows objectives or enforces guardrails yet: naming one is a 400 that
-    says so, never a 200 that stores it and ignores it. Empty values (what hosted clients send
-    when they use neither) are fine."""
+def test_objectives_and_guardrails_that_do_not_exist_are_refused(api, field, value):
+    """A PAL links only its account's objectives and guardrails (tests/objectives and
+    tests/guardrails link real ones): an unknown id is a 400 naming the field and the id. Empty
+    values (what hosted clients send when they use neither) are fine."""
     r = api.post("/v2/pals", {"system_prompt": "p", field: value}, format="json")
-    assert r.status_code == 400 and field in r.json()["error"], r.json()
+    named = repr(value if isinstance(value, str) else value[0])
+    assert r.status_code == 400 and field in r.json()["error"] and named in r.json()["error"], r.json()
     assert api.post("/v2/pals", {"system_prompt": "p", "objectives_id": "", "guardrail_ids": []},
                     format="json").status_code == 200
 

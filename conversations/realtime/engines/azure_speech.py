@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from ..emotion import NEUTRAL, lookup
+from ..pronounce import SSMLText
 from . import outbound
 from .base import EngineError, PhonemeTiming, SpeechToText, TextToSpeech, Transcript, TTSChunk, VoiceOptions, WordTiming
 from .timings import TimedChunker, azure_viseme, locate_words
@@ -146,11 +148,20 @@ class AzureTTS(TextToSpeech):
     def ssml(self, text: str, voice: VoiceOptions) -> str:
         lang = voice.language or "en"
         locale = _LOCALES.get(lang, lang) if len(lang) == 2 else lang
-        rate = f"{round((voice.speed - 1.0) * 100):+d}%"
+        # an emotion (tts_emotion_control): the voice's speaking style where it has one (a voice
+        # without that style ignores it) plus the emotion's prosody, which every voice follows
+        emotion = lookup(voice.emotion)
+        prosody = f"rate='{round((voice.speed * emotion.rate - 1.0) * 100):+d}%'"
+        if emotion is not NEUTRAL:
+            prosody += f" pitch='{emotion.pitch_st:+.1f}st' volume='{round((emotion.volume - 1.0) * 100):+d}%'"
+        # a phrase with a pronunciation dictionary's <phoneme> elements comes already escaped
+        body = f"<prosody {prosody}>{text if isinstance(text, SSMLText) else html.escape(text)}</prosody>"
+        if emotion.azure_style:
+            body = f"<mstts:express-as style='{emotion.azure_style}'>{body}</mstts:express-as>"
         return (f"<speak version='1.0' xmlns='http://www.w3.org/2001/10/synthesis' "
                 f"xmlns:mstts='https://www.w3.org/2001/mstts' xml:lang='{html.escape(locale)}'>"
                 f"<voice name='{html.escape(self.voice_id)}'><mstts:viseme type='redlips_front'/>"
-                f"<prosody rate='{rate}'>{html.escape(text)}</prosody></voice></speak>")
+                f"{body}</voice></speak>")
 
     def _synthesizer(self):  # noqa: ANN202 - SDK object
         """One synthesizer per session (it keeps its WebSocket open between phrases); its

@@ -60,6 +60,32 @@ class VoiceActivityDetector(abc.ABC):
     def stream(self) -> VADStream: ...
 
 
+# ---------------------------------------------------------------------------- noise suppression
+class NoiseSuppressorStream(abc.ABC):
+    """Per-session, stateful noise suppression of the mic audio (voice_isolation)."""
+
+    #: the rate of the audio :meth:`process` returns
+    sample_rate: int = 48_000
+
+    @abc.abstractmethod
+    def process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Denoise the next float32 mono frame (any size, at ``sample_rate``); returns the
+        denoised audio so far at :attr:`sample_rate` (a frame's tail may wait for the next)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free the stream's state (idempotent)."""
+
+
+class NoiseSuppressor(abc.ABC):
+    """Shared, process-wide model; hands out per-session streams."""
+
+    name: str = "denoise"
+
+    @abc.abstractmethod
+    def stream(self) -> NoiseSuppressorStream: ...
+
+
 # ---------------------------------------------------------------------------- STT
 @dataclass(frozen=True)
 class WordTiming:
@@ -134,6 +160,9 @@ class LLMDelta:
 
 class LanguageModel(abc.ABC):
     name: str = "llm"
+    #: ``stream`` also takes ``json_schema=``: the completion is constrained to JSON of that
+    #: schema (a grammar for llama.cpp, ``response_format`` for an OpenAI-compatible server)
+    structured_output: bool = False
 
     @abc.abstractmethod
     def stream(
@@ -196,6 +225,8 @@ class VoiceOptions:
     voice: str = ""  # engine voice id, e.g. "en-us" or "en-us+f3" for eSpeak NG
     language: str = "en"
     speed: float = 1.0  # 1.0 = the engine's normal rate
+    #: an emotion of ``emotion.EMOTIONS`` (tts_emotion_control; "" = the voice's own manner)
+    emotion: str = ""
 
 
 class TextToSpeech(abc.ABC):

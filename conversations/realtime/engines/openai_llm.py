@@ -31,6 +31,7 @@ class OpenAILLM(LanguageModel):
     """
 
     name = "openai"
+    structured_output = True
 
     def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
                  headers: dict[str, str] | None = None, extra_body: dict[str, Any] | None = None,
@@ -85,17 +86,22 @@ class OpenAILLM(LanguageModel):
 
     async def stream(self, messages: Sequence[dict[str, Any]], *,
                      tools: Sequence[dict[str, Any]] | None = None, max_tokens: int = 256,
-                     temperature: float = 0.7) -> AsyncIterator[LLMDelta]:
+                     temperature: float = 0.7, json_schema: dict[str, Any] | None = None,
+                     ) -> AsyncIterator[LLMDelta]:
         import httpx
 
         client = self._http()
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), "stream": True,
                                 "max_tokens": max_tokens, "temperature": temperature}
-        if tools:
+        if tools and not json_schema:
             body["tools"] = list(tools)
         body.update(self._extra_body)
+        if json_schema:
+            # OpenAI's structured outputs; llama.cpp's server turns it into a grammar
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "result", "strict": True, "schema": json_schema}}
         url = f"{self.base_url}/chat/completions"
-        parser = ToolCallStreamParser(tool_names(tools)) if tools else None
+        parser = ToolCallStreamParser(tool_names(tools)) if tools and not json_schema else None
         pending: dict[int, dict[str, str]] = {}  # streamed tool calls by index
 
         def finish_tool_calls() -> list[LLMDelta]:

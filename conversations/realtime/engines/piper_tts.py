@@ -10,7 +10,9 @@ Each sentence of the text becomes one ``TTSChunk``; the pipeline sends one phras
 Phoneme timings are converted from IPA to the eSpeak mnemonics the face renderer maps to
 visemes (the same alphabet as :class:`~.tts.EspeakTTS`, so the mouth follows both alike);
 words are the space-separated groups of phonemes, mapped onto the written words when their
-counts agree. Speed: ``length_scale = voice's / VoiceOptions.speed``.
+counts agree. Speed: ``length_scale = voice's / VoiceOptions.speed``. An emotion scales the speed
+and the loudness, and shifts the pitch: the audio is made longer by the pitch ratio and handed on
+labelled with a sample rate that much higher, so it plays at the original length, higher or lower.
 
 One model per process; syntheses are serialised by a lock and run in a worker thread.
 """
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..emotion import lookup
 from .base import EngineError, PhonemeTiming, TTSChunk, VoiceOptions, WordTiming
 from .timings import EDGE_PUNCT, IPA, IPA_MARKS, IPA_PAIRS, WORD_RE
 from .tts import ThreadedTTS
@@ -185,7 +188,13 @@ class PiperTTS(ThreadedTTS):
         from piper import SynthesisConfig
 
         piper_voice = self._voice(voice)
-        length = (piper_voice.config.length_scale or 1.0) / max(0.25, min(4.0, voice.speed or 1.0))
+        # an emotion's pitch: the audio is made slower by the pitch ratio and played that much
+        # faster (labelled with a higher sample rate), so only the pitch changes
+        emotion = lookup(voice.emotion)
+        ratio = emotion.pitch_ratio
+        rate = int(round(self.sample_rate * ratio))
+        speed = max(0.25, min(4.0, (voice.speed or 1.0) * emotion.rate))
+        length = (piper_voice.config.length_scale or 1.0) / speed * (rate / self.sample_rate)
         config = SynthesisConfig(length_scale=length)
         for sentence in _SENTENCE_RE.split(text.strip()):
             if cancelled.is_set():
@@ -201,8 +210,10 @@ class PiperTTS(ThreadedTTS):
             alignments: list[tuple[str, int]] = []
             for p in pieces:
                 alignments += [(a.phoneme, int(a.num_samples)) for a in p.phoneme_alignments or ()]
-            phonemes, spans = ipa_timings(alignments, self.sample_rate)
-            logger.debug("piper: %d ms of audio for %r in %.0f ms", 1000 * len(pcm) // self.sample_rate,
+            phonemes, spans = ipa_timings(alignments, rate)
+            if emotion.volume != 1.0:
+                pcm = np.clip(pcm.astype(np.float32) * emotion.volume, -32768, 32767).astype(np.int16)
+            logger.debug("piper: %d ms of audio for %r in %.0f ms", 1000 * len(pcm) // rate,
                          sentence, 1000 * (time.perf_counter() - started))
-            emit(TTSChunk(pcm=pcm, sample_rate=self.sample_rate, text=sentence,
+            emit(TTSChunk(pcm=pcm, sample_rate=rate, text=sentence,
                           words=_word_timings(sentence, spans), phonemes=phonemes))

@@ -22,7 +22,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .base import EngineError, LanguageModel, SpeechToText, TextToSpeech, TurnModel, VoiceActivityDetector
+from .base import (EngineError, LanguageModel, NoiseSuppressor, SpeechToText, TextToSpeech, TurnModel,
+                   VoiceActivityDetector)
 from . import cloud_tts, models, threads
 
 logger = logging.getLogger(__name__)
@@ -198,6 +199,13 @@ def get_vad(name: str | None = None) -> VoiceActivityDetector:
     from .vad import SileroVAD
 
     return _load_once("vad", name, SileroVAD)  # type: ignore[return-value]
+
+
+def get_noise_suppressor() -> NoiseSuppressor:
+    """RNNoise, the noise suppression of ``voice_isolation: near`` (loaded once per process)."""
+    from .denoise import RNNoise
+
+    return _load_once("denoise", RNNoise.name, RNNoise)  # type: ignore[return-value]
 
 
 def get_stt(name: str | None = None, *, language: str | None = None, api_key: str = "",

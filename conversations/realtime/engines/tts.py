@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..emotion import NEUTRAL, Emotion, lookup
 from .base import EngineError, PhonemeTiming, TextToSpeech, TTSChunk, VoiceOptions, WordTiming
 from .languages import language_code
 from .timings import EDGE_PUNCT, WORD_RE
@@ -44,9 +45,15 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS = 0x0001
 _INIT_DONT_EXIT = 0x8000
 _CHARS_UTF8 = 1
+_PHONEMES = 0x100
 _ENDPAUSE = 0x1000
 _POS_CHARACTER = 1
-_PARAM_RATE = 1
+_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+#: eSpeak's neutral pitch, intonation range (0-100) and volume (0-200) settings
+_NORMAL_PITCH, _NORMAL_RANGE, _NORMAL_VOLUME = 50, 50, 100
+#: pitch setting steps per semitone (eSpeak scales its base pitch exponentially: 0 is an octave
+#: below 50, 100 an octave above)
+_PITCH_PER_SEMITONE = 50 / 12
 _EV_LIST_TERMINATED, _EV_WORD, _EV_SENTENCE, _EV_END, _EV_MSG_TERMINATED, _EV_PHONEME = 0, 1, 2, 5, 6, 7
 _EE_OK = 0
 
@@ -181,11 +188,19 @@ class _Espeak:
             logger.warning("espeak-ng has no voice %r; using %r", name, fallback)
         self._voice = name
 
-    def synth(self, job: _Job, voice: str, rate: int) -> None:
-        """Run one synthesis to the end (or until cancelled). Caller holds ``lock``."""
+    def synth(self, job: _Job, voice: str, rate: int, emotion: Emotion = NEUTRAL) -> None:
+        """Run one synthesis to the end (or until cancelled). Caller holds ``lock``. The
+        emotion's pitch, range and volume are set every time (eSpeak keeps them globally)."""
         self.set_voice(voice)
         self.lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
+        pitch = _NORMAL_PITCH + emotion.pitch_st * _PITCH_PER_SEMITONE
+        self.lib.espeak_SetParameter(_PARAM_PITCH, int(round(min(100.0, max(0.0, pitch)))), 0)
+        self.lib.espeak_SetParameter(_PARAM_RANGE, int(round(min(100.0, _NORMAL_RANGE * emotion.pitch_range))), 0)
+        self.lib.espeak_SetParameter(_PARAM_VOLUME, int(round(min(200.0, _NORMAL_VOLUME * emotion.volume))), 0)
         flags = _CHARS_UTF8
+        if "[[" in job.text:
+            # phonemes of a pronunciation dictionary's IPA rule, as [[mnemonics]] (pronounce.py)
+            flags |= _PHONEMES
         if _SENTENCE_END_RE.search(job.text):
             # a full sentence ends with its natural pause; a clause ("Well,") runs on
             flags |= _ENDPAUSE
@@ -317,7 +332,8 @@ class ThreadedTTS(TextToSpeech):
 
 class EspeakTTS(ThreadedTTS):
     """eSpeak NG voices (``VoiceOptions.voice`` like ``"en-us"`` or ``"en-us+f3"``; empty =
-    the voice of ``VoiceOptions.language``). Rate = 175 words/minute × ``speed``."""
+    the voice of ``VoiceOptions.language``). Rate = 175 words/minute × ``speed``; an emotion
+    (``VoiceOptions.emotion``) scales the rate and sets eSpeak's pitch, range and volume."""
 
     name = "espeak-ng"
 
@@ -336,11 +352,12 @@ class EspeakTTS(ThreadedTTS):
 
     def _run(self, text: str, voice: VoiceOptions, emit: Callable[[TTSChunk], None],
              cancelled: threading.Event) -> None:
-        rate = int(min(_MAX_RATE, max(_MIN_RATE, round(NORMAL_RATE_WPM * (voice.speed or 1.0)))))
+        emotion = lookup(voice.emotion)
+        rate = int(min(_MAX_RATE, max(_MIN_RATE, round(NORMAL_RATE_WPM * (voice.speed or 1.0) * emotion.rate))))
         name = self.voice_name(voice)
         job = _Job(text=text, sample_rate=self.sample_rate, emit=emit, cancelled=cancelled)
         with _Espeak.lock:
             if cancelled.is_set():
                 return
-            self._espeak.synth(job, name, rate)
+            self._espeak.synth(job, name, rate, emotion)
 

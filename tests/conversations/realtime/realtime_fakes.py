@@ -207,7 +207,8 @@ def make_pipeline(*, layers: dict[str, Any] | None = None, system_prompt: str = 
                   context: str = "", greeting: str = "", mode: str = "full",
                   stt: FakeSTT | None = None, llm: FakeLLM | None = None, tts: FakeTTS | None = None,
                   conversational_context: str = "", renderer: Any = None, speed: float = 0.0,
-                  events: list[dict[str, Any]] | None = None, turn: Any = None):  # noqa: ANN201
+                  events: list[dict[str, Any]] | None = None, turn: Any = None,
+                  objectives: dict[str, Any] | None = None, guardrails: list[dict[str, Any]] | None = None):  # noqa: ANN201
     from bench.harness import RealtimeDriver
     from conversations.realtime.agent import ConversationPipeline, EngineBundle
     from conversations.realtime.clock import ManualClock
@@ -215,7 +216,8 @@ def make_pipeline(*, layers: dict[str, Any] | None = None, system_prompt: str = 
 
     cfg = PipelineConfig.from_layers(system_prompt, context, layers or {},
                                      conversational_context=conversational_context,
-                                     custom_greeting=greeting, pipeline_mode=mode)
+                                     custom_greeting=greeting, pipeline_mode=mode,
+                                     objectives=objectives, guardrails=guardrails)
     engines = EngineBundle(vad=FakeVAD(), tts=tts or FakeTTS(), stt=stt or FakeSTT("Hello there."),
                            llm=llm or FakeLLM(), turn=turn)
     clock = ManualClock()

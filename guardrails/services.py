@@ -1,0 +1,310 @@
+"""Writes for guardrails. The REST API and the PAL Maker both come through here.
+
+Two hosted surfaces share the rows: a guardrail created on its own (``guardrail_name`` at the top
+of the body) and a legacy set (``{"name", "data": [...]}``, id ``g…``) whose items are guardrails
+too, each addressable by its uuid. A PAL links guardrails by ``guardrail_ids`` (uuids) and a set by
+``guardrails_id``; deleting anything a PAL links is refused (409) naming the PALs.
+"""
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Any
+
+import jsonpatch
+from django.db import transaction
+from rest_framework import serializers
+
+from cvi_site.errors import ApplicationError
+from cvi_site.models import Account
+from cvi_site.serializers import OutboundURLField, StrictSerializer
+from guardrails.models import Guardrail, GuardrailSet
+
+MAX_GUARDRAILS = 50
+STATUS_ACTIVE = "active"
+
+
+class GuardrailInputSerializer(StrictSerializer):
+    """One guardrail, in the hosted shape."""
+
+    unknown_label = "guardrail field(s)"
+    not_object_message = "each guardrail must be a JSON object"
+
+    guardrail_name = serializers.RegexField(r"^[A-Za-z0-9_]+$", max_length=100, error_messages={
+        "invalid": "may hold only letters, digits and _ (e.g. no_medical_advice)"})
+    guardrail_prompt = serializers.CharField(max_length=1000, help_text="The rule, as the checker reads it.")
+    modality = serializers.ChoiceField(Guardrail.Modality.choices, default="verbal", help_text=(
+        "verbal: checked on what the person and the agent say; visual: checked on what the camera shows "
+        "(the PAL's perception)."))
+    callback_url = OutboundURLField(max_length=2000, required=False, allow_blank=True, allow_null=True,
+                                    help_text="Receives a webhook when the guardrail is broken.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), max_length=50, default=list)
+    app_message = serializers.BooleanField(default=True, help_text=(
+        "Send the client an app message when the guardrail is broken."))
+
+    def validate_tags(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    def validate(self, attrs):
+        attrs["callback_url"] = attrs.get("callback_url") or ""
+        return attrs
+
+
+class GuardrailSetInputSerializer(StrictSerializer):
+    """A legacy guardrail set: ``{"name": ..., "data": [guardrail, ...]}``."""
+
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                 help_text="A name for the set.")
+    data = serializers.ListField(child=GuardrailInputSerializer(), min_length=1, max_length=MAX_GUARDRAILS)
+
+
+def _check_names(items: list[dict[str, Any]]) -> None:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = item["guardrail_name"]
+        if name in seen:
+            raise serializers.ValidationError({"data": {i: {"guardrail_name": [
+                f"{name!r} is already the name of guardrail {seen[name]} of this set"]}}})
+        seen[name] = i
+
+
+def _validated(serializer_class, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+# --------------------------------------------------------------------------- representation
+def guardrail_item(guardrail: Guardrail) -> dict[str, Any]:
+    """A guardrail's own fields (an item of a set's ``data``)."""
+    return {
+        "guardrail_uuid": str(guardrail.uuid),
+        "guardrail_name": guardrail.guardrail_name,
+        "guardrail_prompt": guardrail.guardrail_prompt,
+        "modality": guardrail.modality,
+        "callback_url": guardrail.callback_url or None,
+        "tags": list(guardrail.tags),
+        "app_message": guardrail.app_message,
+    }
+
+
+def guardrail_representation(guardrail: Guardrail) -> dict[str, Any]:
+    """One guardrail as the API shows it (also the document a JSON Patch applies to)."""
+    return {**guardrail_item(guardrail), "guardrails_id": guardrail.guardrail_set_id,
+            "created_at": guardrail.created_at.isoformat(), "updated_at": guardrail.updated_at.isoformat()}
+
+
+def guardrail_set_representation(guardrail_set: GuardrailSet) -> dict[str, Any]:
+    return {
+        "guardrails_id": guardrail_set.id,
+        "guardrails_name": guardrail_set.name,
+        "status": STATUS_ACTIVE,
+        "data": [guardrail_item(g) for g in guardrail_set.guardrails.all()],
+        "created_at": guardrail_set.created_at.isoformat(),
+        "updated_at": guardrail_set.updated_at.isoformat(),
+    }
+
+
+# --------------------------------------------------------------------------- in use
+def pals_linking(*, account_id: int, guardrails_id: str | None = None, uuids: list[str] = ()) -> list:
+    """The account's PALs that link the set (guardrails_id) or any of the guardrails (guardrail_ids)."""
+    from pals.models import Pal
+
+    wanted = {str(u) for u in uuids}
+    return [pal for pal in Pal.objects.filter(account_id=account_id).order_by("created_at")
+            if (guardrails_id and pal.guardrails_id == guardrails_id) or wanted & set(pal.guardrail_ids)]
+
+
+def _refuse_in_use(what: str, pals: list) -> None:
+    if pals:
+        names = ", ".join(f"{p.id} ({p.pal_name})" if p.pal_name else p.id for p in pals)
+        raise ApplicationError(f"{what} is used by PAL(s) {names}: unlink it from them (guardrail_ids / "
+                               "guardrails_id) first", status_code=409)
+
+
+# --------------------------------------------------------------------------- writes
+def _save_row(row: Guardrail) -> Guardrail:
+    row.full_clean(exclude=["account", "guardrail_set"], validate_unique=False, validate_constraints=False)
+    row.save()
+    return row
+
+
+@transaction.atomic
+def guardrail_create(*, account: Account, data: Any) -> Guardrail:
+    """One guardrail of its own (the hosted ``guardrail_name`` body)."""
+    values = _validated(GuardrailInputSerializer, data)
+    return _save_row(Guardrail(account=account, **values))
+
+
+@transaction.atomic
+def guardrail_set_create(*, account: Account, data: Any) -> GuardrailSet:
+    """A legacy set and its guardrails (each gets a uuid)."""
+    values = _validated(GuardrailSetInputSerializer, data)
+    items = [dict(item) for item in values["data"]]
+    _check_names(items)
+    guardrail_set = GuardrailSet.objects.create(account=account, name=values.get("name", ""))
+    for i, item in enumerate(items):
+        _save_row(Guardrail(account=account, guardrail_set=guardrail_set, position=i, **item))
+    return guardrail_set
+
+
+def _apply_patch(document: dict[str, Any], operations: Any, example: str) -> dict[str, Any]:
+    if not isinstance(operations, list) or not operations:
+        raise ApplicationError(f"the body must be a non-empty JSON Patch array, e.g. {example}")
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(document)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise ApplicationError(f"JSON Patch test failed: {exc}") from None
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError, ValueError,
+            IndexError, AttributeError) as exc:
+        raise ApplicationError(f"invalid JSON Patch: {exc}") from None
+    if not isinstance(patched, dict):
+        raise ApplicationError("invalid JSON Patch: the document must stay an object")
+    return patched
+
+
+def _read_only(document: dict, patched: dict, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if patched.get(key) != document.get(key):
+            raise ApplicationError(f"{key} cannot be changed")
+        patched.pop(key, None)
+
+
+@transaction.atomic
+def guardrail_patch(*, guardrail: Guardrail, operations: Any) -> Guardrail:
+    """RFC 6902 JSON Patch on one guardrail (paths like ``/guardrail_prompt``), atomically."""
+    guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
+    document = guardrail_representation(guardrail)
+    patched = _apply_patch(document, operations, '[{"op": "replace", "path": "/guardrail_prompt", "value": "..."}]')
+    _read_only(document, patched, ("guardrail_uuid", "guardrails_id", "created_at", "updated_at"))
+    return _update(guardrail, _validated(GuardrailInputSerializer, patched))
+
+
+@transaction.atomic
+def guardrail_replace(*, guardrail: Guardrail, data: Any) -> Guardrail:
+    """Replace one guardrail's fields (the PAL Maker's editor; the shown read-only keys may come back)."""
+    if isinstance(data, dict):
+        shown_only = ("guardrail_uuid", "guardrails_id", "created_at", "updated_at")
+        data = {k: v for k, v in data.items() if k not in shown_only}
+    guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
+    return _update(guardrail, _validated(GuardrailInputSerializer, data))
+
+
+def _update(guardrail: Guardrail, values: dict[str, Any]) -> Guardrail:
+    if guardrail.guardrail_set_id and Guardrail.objects.filter(
+            guardrail_set_id=guardrail.guardrail_set_id, guardrail_name=values["guardrail_name"]).exclude(
+            pk=guardrail.pk).exists():
+        raise ApplicationError(f"guardrail_name: {values['guardrail_name']!r} is already a guardrail of set "
+                               f"{guardrail.guardrail_set_id}")
+    for field, value in values.items():
+        setattr(guardrail, field, value)
+    return _save_row(guardrail)
+
+
+@transaction.atomic
+def guardrail_set_patch(*, guardrail_set: GuardrailSet, operations: Any) -> GuardrailSet:
+    """RFC 6902 JSON Patch on a set's document (``/guardrails_name``, ``/data/0/guardrail_prompt``).
+    An item keeps its uuid while it carries it (edits, moves); an item without one is a new
+    guardrail; an item no longer in ``data`` is deleted, unless a PAL links it (409)."""
+    guardrail_set = GuardrailSet.objects.select_for_update().get(pk=guardrail_set.pk)
+    document = guardrail_set_representation(guardrail_set)
+    patched = _apply_patch(document, operations,
+                           '[{"op": "replace", "path": "/data/0/guardrail_prompt", "value": "..."}]')
+    _read_only(document, patched, ("guardrails_id", "status", "created_at", "updated_at"))
+    name = patched.pop("guardrails_name", "")
+    unknown = sorted(set(patched) - {"data"})
+    if unknown:
+        raise ApplicationError(f"unknown field(s) {', '.join(unknown)}")
+    items = patched.get("data")
+    if not isinstance(items, list):
+        raise ApplicationError("data: must be a list of guardrails")
+    current = {str(g.uuid): g for g in guardrail_set.guardrails.all()}
+    kept: dict[int, str] = {}
+    plain = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and "guardrail_uuid" in item:
+            item = dict(item)
+            item_uuid = str(item.pop("guardrail_uuid"))
+            if item_uuid not in current:
+                raise ApplicationError(f"data.{i}.guardrail_uuid: {item_uuid!r} is not a guardrail of this set "
+                                       "(leave guardrail_uuid out to add a new guardrail)")
+            if item_uuid in kept.values():
+                raise ApplicationError(f"data.{i}.guardrail_uuid: {item_uuid!r} appears twice")
+            kept[i] = item_uuid
+        plain.append(item)
+    if not plain:
+        raise ApplicationError("data: a set keeps at least one guardrail (delete the set instead)")
+    values = _validated(GuardrailSetInputSerializer, {"name": name, "data": plain})
+    items = [dict(item) for item in values["data"]]
+    _check_names(items)
+    removed = [u for u in current if u not in kept.values()]
+    _refuse_in_use(f"guardrail(s) {', '.join(current[u].guardrail_name for u in removed)} of set {guardrail_set.id}",
+                   pals_linking(account_id=guardrail_set.account_id, uuids=removed) if removed else [])
+    Guardrail.objects.filter(pk__in=removed).delete()
+    # names are unique in a set: free them all before writing the new order
+    for item_uuid in kept.values():
+        row = current[item_uuid]
+        row.guardrail_name = f"__renaming_{row.pk.hex}"
+        row.save(update_fields=["guardrail_name"])
+    for i, item in enumerate(items):
+        row = current[kept[i]] if i in kept else Guardrail(account=guardrail_set.account, guardrail_set=guardrail_set)
+        for field, value in item.items():
+            setattr(row, field, value)
+        row.position = i
+        _save_row(row)
+    guardrail_set.name = values.get("name", "")
+    guardrail_set.save()
+    return guardrail_set
+
+
+def guardrail_set_replace(*, guardrail_set: GuardrailSet, name: str, data: Any) -> GuardrailSet:
+    """Replace a set's name and ``data`` (the PAL Maker's editor): items that keep their
+    ``guardrail_uuid`` keep their identity, as in a JSON Patch."""
+    return guardrail_set_patch(guardrail_set=guardrail_set, operations=[
+        {"op": "replace", "path": "/guardrails_name", "value": name},
+        {"op": "replace", "path": "/data", "value": data}])
+
+
+@transaction.atomic
+def guardrail_delete(*, guardrail: Guardrail) -> None:
+    _refuse_in_use(f"guardrail {guardrail.uuid} ({guardrail.guardrail_name})",
+                   pals_linking(account_id=guardrail.account_id, uuids=[str(guardrail.uuid)]))
+    guardrail.delete()
+
+
+@transaction.atomic
+def guardrail_set_delete(*, guardrail_set: GuardrailSet) -> None:
+    """Delete a set and its guardrails, unless a PAL links the set or one of them (409)."""
+    uuids = [str(u) for u in guardrail_set.guardrails.values_list("uuid", flat=True)]
+    _refuse_in_use(f"guardrails {guardrail_set.id}", pals_linking(
+        account_id=guardrail_set.account_id, guardrails_id=guardrail_set.id, uuids=uuids))
+    guardrail_set.delete()
+
+
+# --------------------------------------------------------------------------- PAL linking
+def check_guardrail_ids(*, account: Account | None, guardrail_ids: list[str]) -> list[str]:
+    """A PAL may only link its account's guardrails; returns the ids in canonical form."""
+    from guardrails.selectors import guardrail_list
+
+    canonical = []
+    for value in guardrail_ids:
+        try:
+            canonical.append(str(uuidlib.UUID(str(value))))
+        except ValueError:
+            raise ApplicationError(f"guardrail_ids: no guardrail {value!r} (a guardrail's guardrail_uuid)") from None
+    if len(set(canonical)) != len(canonical):
+        raise ApplicationError("guardrail_ids: a guardrail is named twice")
+    known = set()
+    if account is not None and canonical:
+        found = guardrail_list(account=account).filter(pk__in=canonical).values_list("uuid", flat=True)
+        known = {str(u) for u in found}
+    missing = [v for v, c in zip(guardrail_ids, canonical) if c not in known]
+    if missing:
+        raise ApplicationError(f"guardrail_ids: no guardrail {', '.join(repr(m) for m in missing)}")
+    return canonical
+
+
+def check_guardrails_id(*, account: Account | None, guardrails_id: str) -> None:
+    from guardrails.selectors import guardrail_set_get
+
+    if account is None or guardrail_set_get(account=account, guardrails_id=guardrails_id) is None:
+        raise ApplicationError(f"guardrails_id: no guardrails {guardrails_id!r}")

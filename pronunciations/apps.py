@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class PronunciationsConfig(AppConfig):
+    name = "pronunciations"
+    verbose_name = "Pronunciation dictionaries"
