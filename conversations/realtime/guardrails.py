@@ -3,19 +3,21 @@
 A PAL links guardrails (``guardrail_ids``); the conversation's snapshot holds them. In a call:
 
 - The rules are stated in the system prompt (``rules_note``), so the model mostly keeps them anyway.
-- ``GuardrailProcessor`` sits between the LLM and the voice. It holds each generated reply until it
-  is complete, then ``GuardrailChecker`` judges the user's turn and the reply (visual rules: what
-  perception reports the camera shows) rule by rule, with yes/no answers from the call's model
-  constrained to JSON (``structured.complete_json``). A reply that breaks a rule is never spoken:
-  the agent says ``SAFE_LINE`` instead, and the history keeps the safe line, so the model does not
-  build on what was withheld.
+- ``GuardrailProcessor`` sits between the LLM and the voice. It lets each generated reply go on
+  sentence by sentence, each once ``GuardrailChecker`` has judged it (the first one together
+  with the user's turn; visual rules: what perception reports the camera shows), rule by rule,
+  with yes/no answers from the call's model constrained to JSON (``structured.complete_json``). A
+  sentence that breaks a rule is never spoken: the agent says ``SAFE_LINE`` instead, drops the rest
+  of the reply, and the history keeps what was said, so the model does not build on what was
+  withheld.
 - Each broken rule emits ``conversation.guardrail.triggered`` {guardrail, guardrail_uuid, reason,
   role, modality}: sent to the client as an app message when the guardrail's ``app_message`` is
   true (else stored only, message type ``internal``); the Django side sends its ``callback_url``.
 
-Cost: a reply is spoken only once it is complete and checked. ``bench_guardrails`` measures what
-this adds to the time to first audio. A check that gets no answer (engine error, timeout) lets
-the reply through and logs it: a broken check must not silence the agent.
+Cost: the voice starts at the end of the first sentence, not at its first phrase, and waits for
+the sentence's check (usually the prefilter's ~20 ms; a yes/no question when it is near a rule). ``bench_guardrails`` measures what this adds to the time to
+first audio. A check that gets no answer (engine error, timeout) lets the sentence through and logs
+it: a broken check must not silence the agent.
 
 No Django here.
 """
@@ -25,14 +27,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from .engines.base import LanguageModel
 from .frames import (CancelFrame, Frame, InterruptionFrame, LLMTextFrame, ReplyEndFrame, ReplyStartFrame,
-                     TurnDiscardFrame)
+                     TextFrame, TurnDiscardFrame)
+from .phrases import PhraseSplitter
 from .processors import FrameProcessor
 from .structured import complete_json
 
@@ -193,8 +196,33 @@ class GuardrailChecker:
                 for m, text in enumerate(texts)]
 
 
+#: the pieces a reply is checked in: whole sentences (a phrase cut for the voice, "London will be
+#: a beautiful", passes a check its sentence fails, and would be heard before the safe line)
+SENTENCES = {"first_min_words": 10_000, "first_cut_words": 10_000, "first_max_words": 60, "max_words": 60,
+             "max_chars": 600}
+
+
+@dataclass
+class _Reply:
+    """A generated reply on its way through the guardrails."""
+
+    start: ReplyStartFrame
+    splitter: PhraseSplitter = field(default_factory=lambda: PhraseSplitter(**SENTENCES))
+    started: bool = False  # its start frame has gone on
+    checked: bool = False  # its first sentence (with the user's turn) has been checked
+    blocked: bool = False  # a sentence broke a rule: the rest is dropped
+    spoken: list[str] = field(default_factory=list)
+    broken: list[tuple[Guardrail, str, str]] = field(default_factory=list)
+    first_ms: float = 0.0
+    asked: int = 0
+    answered: bool = True
+
+
 class GuardrailProcessor(FrameProcessor):
-    """Holds each LLM reply until it is checked; a reply that breaks a rule becomes the safe line."""
+    """Lets each LLM reply go on sentence by sentence, each once it is checked (the first with the
+    user's turn); a sentence that breaks a rule is replaced by the safe line and the rest of the
+    reply is dropped. A reply is so never held longer than its first sentence and that sentence's
+    check (the prefilter usually clears it in ~20 ms), and nothing that breaks a rule is spoken."""
 
     def __init__(self, *, checker: GuardrailChecker, emit: Callable[..., Any],
                  visual: Callable[[int], str], replace_reply: Callable[[int, str], None]) -> None:
@@ -203,49 +231,74 @@ class GuardrailProcessor(FrameProcessor):
         self._emit = emit
         self._visual = visual
         self._replace_reply = replace_reply
-        self._held: dict[int, tuple[ReplyStartFrame, list[Frame]]] = {}
-        #: the latest verdicts (bounded; benchmarks and tests)
+        self._replies: dict[int, _Reply] = {}
+        #: one per checked reply (bounded; benchmarks and tests): every rule broken, how long its
+        #: first sentence waited for its check, how many questions the model was asked
         self.verdicts: list[Verdict] = []
 
     async def process_frame(self, frame: Frame) -> None:
         if isinstance(frame, ReplyStartFrame) and frame.kind == "reply":
-            self._held[frame.reply_id] = (frame, [])
+            self._replies[frame.reply_id] = _Reply(frame)
             return
         reply_id = getattr(frame, "reply_id", None)
-        held = self._held.get(reply_id) if reply_id is not None else None
-        if held is not None and isinstance(frame, ReplyEndFrame):
-            del self._held[reply_id]
-            await self._release(held[0], held[1], frame)
+        reply = self._replies.get(reply_id) if reply_id is not None else None
+        if reply is not None and isinstance(frame, LLMTextFrame):
+            if not reply.blocked:
+                for sentence in reply.splitter.push(frame.text):
+                    await self._check(reply, sentence)
             return
-        if held is not None and not isinstance(frame, TurnDiscardFrame):
-            held[1].append(frame)
+        if reply is not None and isinstance(frame, ReplyEndFrame):
+            del self._replies[reply_id]
+            for sentence in reply.splitter.flush():
+                if not reply.blocked:
+                    await self._check(reply, sentence)
+            if not reply.checked and reply.start.user_text.strip():
+                await self._check(reply, "")  # no words in the reply (a tool call): the user's turn alone
+            self.verdicts.append(Verdict(tuple(reply.broken), reply.first_ms, reply.asked, reply.answered))
+            del self.verdicts[:-50]
+            await self._start(reply)
+            await self.push_frame(frame)
             return
         if isinstance(frame, TurnDiscardFrame):
-            self._held.pop(frame.reply_id, None)
+            self._replies.pop(frame.reply_id, None)
         elif isinstance(frame, (InterruptionFrame, CancelFrame)):
-            self._held.clear()
+            self._replies.clear()
+        elif reply is not None:
+            if reply.blocked:
+                return
+            await self._start(reply)
         await self.push_frame(frame)
 
-    async def _release(self, start: ReplyStartFrame, frames: list[Frame], end: ReplyEndFrame) -> None:
-        reply_text = "".join(f.text for f in frames if isinstance(f, LLMTextFrame))
-        verdict = Verdict()
-        if reply_text.strip() or start.user_text.strip():
-            verdict = await self.checker.check(start.user_text, reply_text, self._visual(start.reply_id))
-            self.verdicts.append(verdict)
-            del self.verdicts[:-50]
-            if not verdict.answered:
-                logger.warning("guardrail check got no answer; the reply goes out unchecked")
+    async def _start(self, reply: _Reply) -> None:
+        if not reply.started:
+            reply.started = True
+            await self.push_frame(reply.start)
+
+    async def _check(self, reply: _Reply, phrase: str) -> None:
+        start = reply.start
+        first = not reply.checked
+        reply.checked = True
+        verdict = await self.checker.check(start.user_text if first else "", phrase,
+                                           self._visual(start.reply_id) if first else "")
+        if first:
+            reply.first_ms = verdict.ms
+        reply.asked += verdict.asked
+        if not verdict.answered:
+            reply.answered = False
+            logger.warning("guardrail check got no answer; the sentence goes out unchecked")
         for rule, role, reason in verdict.broken:
+            reply.broken.append((rule, role, reason))
             self._emit(GUARDRAIL_TRIGGERED,
                        {"guardrail": rule.name, "guardrail_uuid": rule.uuid, "reason": reason, "role": role,
                         "modality": rule.modality, "check_ms": round(verdict.ms, 1)},
                        inference_id=start.inference_id, turn_idx=start.turn_idx,
                        message_type="conversation" if rule.app_message else INTERNAL)
-        await self.push_frame(start)
+        await self._start(reply)
         if verdict.reply_blocked:
-            self._replace_reply(start.reply_id, SAFE_LINE)
-            frames = [f for f in frames if not isinstance(f, LLMTextFrame)] + [
-                LLMTextFrame(reply_id=start.reply_id, text=SAFE_LINE)]
-        for f in frames:
-            await self.push_frame(f)
-        await self.push_frame(end)
+            reply.blocked = True
+            self._replace_reply(start.reply_id, " ".join([*reply.spoken, SAFE_LINE]))
+            await self.push_frame(TextFrame(reply_id=start.reply_id, text=SAFE_LINE))
+        elif phrase:
+            reply.spoken.append(phrase)
+            # a complete sentence, spoken at once (as LLM text the voice would wait for the next word)
+            await self.push_frame(TextFrame(reply_id=start.reply_id, text=phrase))

@@ -149,7 +149,7 @@ def test_a_three_step_objectives_graph_with_a_branch_driven_by_speech(api, accou
         events = _talk(engines, conversation_id, [
             ("My name is Anna Brown.", f"{OBJECTIVE_COMPLETED}:collect_name"),
             ("I would like to see a demo of the product, please.", f"{OBJECTIVE_COMPLETED}:ask_interest"),
-            ("Friday would be great.", f"{OBJECTIVE_COMPLETED}:schedule_demo"),
+            ("I can do the demo on Friday afternoon.", f"{OBJECTIVE_COMPLETED}:schedule_demo"),
         ])
     done = {e["properties"]["objective_name"]: e["properties"] for e in events if e["event_type"] == OBJECTIVE_COMPLETED}
     assert list(done) == ["collect_name", "ask_interest", "schedule_demo"], _said(events)

@@ -216,3 +216,14 @@ def test_pending_objective_is_announced_and_confirmed_by_the_client() -> None:
     done = [e for e in events if e["event_type"] == OBJECTIVE_COMPLETED][0]["properties"]
     assert done["objective_name"] == "send_pricing" and done["output_variables"] == {"email": "anna at example dot com"}
     assert done["progress"]["active"] == [] and done["progress"]["completed"] == ["send_pricing"]
+
+
+def test_a_reply_goes_on_sentence_by_sentence_and_stops_at_the_sentence_that_breaks_a_rule() -> None:
+    llm = _guardrail_llm("Paris is lovely in spring. It is sunny and warm there today. You should visit the Louvre.")
+    tts, events, pipe = _one_turn(llm, "Tell me about Paris.", guardrails=GUARDRAILS[:1])
+    spoken = " ".join(tts.texts)
+    assert spoken.startswith("Paris is lovely in spring.") and spoken.endswith(SAFE_LINE), tts.texts
+    assert "sunny" not in spoken and "Louvre" not in spoken  # the breaking phrase and the rest are dropped
+    assert pipe.history[-1] == {"role": "assistant", "content": f"Paris is lovely in spring. {SAFE_LINE}"}
+    hits = [e for e in events if e["event_type"] == GUARDRAIL_TRIGGERED]
+    assert [(h["properties"]["guardrail"], h["properties"]["role"]) for h in hits] == [("no_weather", "assistant")]
