@@ -227,3 +227,21 @@ def test_a_reply_goes_on_sentence_by_sentence_and_stops_at_the_sentence_that_bre
     assert pipe.history[-1] == {"role": "assistant", "content": f"Paris is lovely in spring. {SAFE_LINE}"}
     hits = [e for e in events if e["event_type"] == GUARDRAIL_TRIGGERED]
     assert [(h["properties"]["guardrail"], h["properties"]["role"]) for h in hits] == [("no_weather", "assistant")]
+
+
+def test_a_visual_rule_is_judged_on_what_the_camera_shows_not_on_words() -> None:
+    from conversations.realtime.guardrails import GuardrailChecker, from_snapshot
+
+    def is_about(question: str) -> dict:
+        message = question.split("Message: ", 1)[1].split("\n")[0].lower()
+        return {"answer": "yes" if "phone" in message else "no"}
+
+    llm = _scripted_llm({"What subject": {"forbidden_subject": "a phone"}, "Is this message about": is_about})
+    rules = from_snapshot([{"guardrail_uuid": "g-9", "guardrail_name": "no_phone", "modality": "visual",
+                            "guardrail_prompt": "The person must not show a phone on camera."}])
+    checker = GuardrailChecker(rules, llm)
+    words_only = run(checker.check("Can I use my phone?", "Sure, phones are fine."))
+    assert not words_only.broken and words_only.asked == 0  # a visual rule is not asked about words
+    seen = run(checker.check("Look at this.", "Nice!", visual="A person holds a phone up to the camera."))
+    assert [(r.name, role) for r, role, _ in seen.broken] == [("no_phone", "user")]
+    assert "what the camera shows" in seen.broken[0][2]
