@@ -118,6 +118,12 @@ def _apply(pal: Pal, values: dict[str, Any]) -> Pal:
         raise ApplicationError("system_prompt is required in full pipeline mode")
     if pal.pipeline_mode == Pal.PipelineMode.ECHO and full_mode_problem(pal.layers):
         raise ApplicationError(full_mode_problem(pal.layers))
+    if pal.pipeline_mode == Pal.PipelineMode.ECHO:
+        # objectives steer and are judged by the LLM, guardrails check what it generates: echo has none
+        linked = [name for name in ("objectives_id", "guardrail_ids", "guardrails_id") if getattr(pal, name)]
+        if linked:
+            raise ApplicationError(f"{linked[0]} needs pipeline_mode full: in echo mode the agent only says what "
+                                   "the client sends, no LLM steers or is checked (leave it out, or use full)")
     try:
         pal.full_clean()
     except DjangoValidationError as exc:

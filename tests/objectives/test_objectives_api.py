@@ -202,3 +202,25 @@ def test_the_schema_documents_the_endpoints(api):
     assert {"get", "post"} <= set(paths["/v2/objectives"])
     one = paths["/v2/objectives/{objectives_id}"]
     assert {"get", "patch", "delete"} <= set(one) and "409" in one["delete"]["responses"]
+
+
+def test_an_echo_pal_cannot_link_objectives_or_guardrails(api, account):
+    """Echo mode has no LLM to steer or to check: linking them there would do nothing, so it is refused."""
+    from tests.factories import make_face
+
+    face = make_face(account=account)
+    objectives = api.post("/v2/objectives", {"data": [{"objective_name": "greet", "objective_prompt": "Say hi."}]},
+                          format="json").json()["objectives_id"]
+    guardrail = api.post("/v2/guardrails", {"guardrail_name": "no_weather",
+                                            "guardrail_prompt": "Never talk about the weather."}, format="json").json()
+    base = {"pal_name": "Echo", "pipeline_mode": "echo", "default_face_id": face.id}
+    for extra, named in (({"objectives_id": objectives}, "objectives_id"),
+                         ({"guardrail_ids": [guardrail["guardrail_uuid"]]}, "guardrail_ids")):
+        r = api.post("/v2/pals", {**base, **extra}, format="json")
+        assert r.status_code == 400 and named in str(r.json()), r.json()
+    full = api.post("/v2/pals", {**base, "pipeline_mode": "full", "system_prompt": "You are Echo.",
+                                 "objectives_id": objectives}, format="json")
+    assert full.status_code == 200, full.json()
+    r = api.patch(f"/v2/pals/{full.json()['pal_id']}", [{"op": "replace", "path": "/pipeline_mode", "value": "echo"}],
+                  format="json")
+    assert r.status_code == 400 and "objectives_id" in str(r.json())
