@@ -30,6 +30,12 @@ EXAMPLE = [
 ]
 
 
+def _without_if(condition: str) -> str:
+    """A condition as it reads after "if": "If the patient is new" → "the patient is new"."""
+    text = condition.strip()
+    return text[3:].lstrip() if text[:3].lower() == "if " else text
+
+
 def graph_view(objective_set: ObjectiveSet) -> dict[str, Any]:
     """The set as the page draws it: start objective(s), then each objective with where it leads."""
     doc = services.objectives_representation(objective_set)
@@ -37,7 +43,7 @@ def graph_view(objective_set: ObjectiveSet) -> dict[str, Any]:
     for item in doc["data"]:
         steps.append({**item, "next": (
             [{"condition": "", "name": n} for n in item["next_required_objectives"]]
-            + [{"condition": c, "name": n} for n, c in item["next_conditional_objectives"].items()])})
+            + [{"condition": _without_if(c), "name": n} for n, c in item["next_conditional_objectives"].items()])})
     return {"set": objective_set, "starts": services.start_objectives(doc["data"]), "steps": steps,
             "pals": services.pals_using(objective_set)}
 

@@ -31,7 +31,7 @@ def test_the_page_creates_a_set_and_draws_its_graph(web, account):
     html = web.get(r["Location"]).content.decode()
     text = re.sub(r"<[^>]+>", "", html)
     assert re.search(r"Starts with\s*ask_if_new_patient", text)
-    assert "if If the patient has never been to the practice before → new_patient_intake_process" in text
+    assert "if the patient has never been to the practice before → new_patient_intake_process" in text
     assert "then → get_reason" in text and "Collects: name, date_of_birth" in text
     assert "confirmed by your app" in text  # the manual objective
     assert f"{objective_set.id}" in web.get("/objectives/").content.decode()

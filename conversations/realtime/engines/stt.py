@@ -190,6 +190,11 @@ class WhisperSTT(SpeechToText):
         for offset, piece in split_at_pauses(audio, int(MAX_WINDOW_S * STT_SAMPLE_RATE)):
             before = " ".join([previous_text, *texts]).strip()
             text, language, piece_words = self._short(piece, language, hotwords, word_timestamps, before)
+            if text and before and copies_prompt(text, before):
+                # Whisper wrote out part of its prompt instead of the piece ("The red car stopped
+                # at the light." again, for "Then it began to rain."): hear the piece on its own
+                logger.info("whisper copied its previous text %r; transcribing the piece without it", text)
+                text, language, piece_words = self._short(piece, language, hotwords, word_timestamps, "")
             if text:
                 texts.append(text)
             shift = 1000.0 * offset / STT_SAMPLE_RATE
@@ -373,6 +378,16 @@ def _trim_hotwords(hotwords: str | None, max_chars: int = 400) -> str | None:
 
 
 _REPEAT_RE = re.compile(r"(\b.{2,80}?)(?:[\s,.!?]*\1){2,}", re.IGNORECASE | re.DOTALL)
+
+
+def copies_prompt(text: str, previous_text: str, *, min_words: int = 3) -> bool:
+    """Whether ``text`` (at least ``min_words`` words) is word for word a run of ``previous_text``."""
+    words = re.findall(r"[\w']+", text.lower())
+    before = re.findall(r"[\w']+", previous_text.lower())
+    if len(words) < min_words:
+        return False
+    n = len(words)
+    return any(before[i: i + n] == words for i in range(len(before) - n + 1))
 
 
 def _collapse_doubled_sentence(text: str, *, min_words: int = 1) -> str:

@@ -183,3 +183,14 @@ def test_a_decoder_echo_of_the_utterance_is_dropped(heard, said):
     from conversations.realtime.engines.stt import _collapse_doubled_sentence
 
     assert _collapse_doubled_sentence(heard, min_words=4) == said
+
+
+def test_a_piece_that_copies_the_previous_text_is_recognised():
+    from conversations.realtime.engines.stt import copies_prompt
+
+    before = "The red car stopped at the light. A small dog crossed the street."
+    assert copies_prompt("The red car stopped at the light.", before)
+    assert copies_prompt("a small dog crossed", before)
+    assert not copies_prompt("Then it began to rain.", before)
+    assert not copies_prompt("The light.", before)  # too short to tell from a real repetition
+    assert not copies_prompt("The red car crossed the street.", before)  # words of it, not a run
