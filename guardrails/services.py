@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import Any
 
-import jsonpatch
 from django.db import transaction
 from rest_framework import serializers
 
 from cvi_site.errors import ApplicationError
+from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
 from cvi_site.serializers import OutboundURLField, StrictSerializer
 from guardrails.models import Guardrail, GuardrailSet
@@ -148,18 +148,7 @@ def guardrail_set_create(*, account: Account, data: Any) -> GuardrailSet:
 
 
 def _apply_patch(document: dict[str, Any], operations: Any, example: str) -> dict[str, Any]:
-    if not isinstance(operations, list) or not operations:
-        raise ApplicationError(f"the body must be a non-empty JSON Patch array, e.g. {example}")
-    try:
-        patched = jsonpatch.JsonPatch(operations).apply(document)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise ApplicationError(f"JSON Patch test failed: {exc}") from None
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError, ValueError,
-            IndexError, AttributeError) as exc:
-        raise ApplicationError(f"invalid JSON Patch: {exc}") from None
-    if not isinstance(patched, dict):
-        raise ApplicationError("invalid JSON Patch: the document must stay an object")
-    return patched
+    return apply_operations(document, check_operations(operations, example=example))
 
 
 def _read_only(document: dict, patched: dict, keys: tuple[str, ...]) -> None:

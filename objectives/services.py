@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonpatch
 from django.db import transaction
 from rest_framework import serializers
 
 from cvi_site.errors import ApplicationError
+from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
 from cvi_site.serializers import OutboundURLField, StrictSerializer
 from objectives.models import Objective, ObjectiveSet
@@ -259,22 +259,11 @@ def _hosted_path(op: Any, count: int) -> Any:
 def objectives_patch(*, objective_set: ObjectiveSet, operations: Any) -> ObjectiveSet:
     """Apply an RFC 6902 JSON Patch to the set's document atomically (paths like
     ``/data/0/objective_prompt``); the result must be a valid set."""
-    if not isinstance(operations, list) or not operations:
-        raise ApplicationError("the body must be a non-empty JSON Patch array, e.g. "
-                               '[{"op": "replace", "path": "/data/0/objective_prompt", "value": "..."}]')
+    check_operations(operations, example='[{"op": "replace", "path": "/data/0/objective_prompt", "value": "..."}]')
     objective_set = ObjectiveSet.objects.select_for_update().get(pk=objective_set.pk)
     document = objectives_representation(objective_set)
     count = len(document["data"])
-    try:
-        patch = jsonpatch.JsonPatch([_hosted_path(op, count) for op in operations])
-        patched = patch.apply(document)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise ApplicationError(f"JSON Patch test failed: {exc}") from None
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError, ValueError,
-            IndexError, AttributeError) as exc:
-        raise ApplicationError(f"invalid JSON Patch: {exc}") from None
-    if not isinstance(patched, dict):
-        raise ApplicationError("invalid JSON Patch: the document must stay an object")
+    patched = apply_operations(document, [_hosted_path(op, count) for op in operations])
     for key in READ_ONLY:
         if patched.get(key) != document[key]:
             hint = " (it is the start objective's name; rename an objective at /data/<index>/objective_name)" \

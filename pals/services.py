@@ -4,12 +4,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonpatch
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from rest_framework import serializers
 
 from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
 from cvi_site.serializers import StrictSerializer
 from pals.layers import full_mode_problem, keep_stored_secrets, mask_secrets, validate_layers
@@ -179,18 +179,10 @@ def pal_patch(*, pal: Pal, operations: Any, warnings: list[str] | None = None) -
     ``warnings``, when given, collects what was mapped onto this server's engines."""
     if pal.is_stock:
         raise NotFoundError("PAL not found")
-    if not isinstance(operations, list) or not operations:
-        raise ApplicationError("the body must be a non-empty JSON Patch array, e.g. "
-                               '[{"op": "replace", "path": "/pal_name", "value": "Ada"}]')
+    check_operations(operations, example='[{"op": "replace", "path": "/pal_name", "value": "Ada"}]')
     pal = Pal.objects.select_for_update().get(pk=pal.pk)
     document = pal_representation(pal, mask=False)
-    try:
-        patch = jsonpatch.JsonPatch([_legacy_path(op) if isinstance(op, dict) else op for op in operations])
-        patched = patch.apply(document)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise ApplicationError(f"JSON Patch test failed: {exc}") from None
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError, ValueError, IndexError) as exc:
-        raise ApplicationError(f"invalid JSON Patch: {exc}") from None
+    patched = apply_operations(document, [_legacy_path(op) if isinstance(op, dict) else op for op in operations])
     for read_only in ("pal_id", "pal_type", "created_at", "updated_at"):
         if patched.get(read_only) != document.get(read_only):
             raise ApplicationError(f"{read_only} cannot be changed")

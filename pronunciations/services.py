@@ -4,12 +4,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonpatch
 from django.db import transaction
 from rest_framework import serializers
 
 from conversations.realtime import pronounce
 from cvi_site.errors import ApplicationError
+from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
 from cvi_site.serializers import StrictSerializer
 from pronunciations.models import PronunciationDictionary
@@ -109,9 +109,7 @@ def pronunciation_dictionary_patch(*, dictionary: PronunciationDictionary, opera
     """Apply an RFC 6902 JSON Patch to ``/name`` and ``/rules`` atomically: a failing operation,
     or a result that is not a valid dictionary, leaves it unchanged. PALs linking it speak with
     the new rules from their next call on."""
-    if not isinstance(operations, list) or not operations:
-        raise ApplicationError("the body must be a non-empty JSON Patch array, e.g. "
-                               '[{"op": "replace", "path": "/name", "value": "Brand terms"}]')
+    check_operations(operations, example='[{"op": "replace", "path": "/name", "value": "Brand terms"}]')
     for i, op in enumerate(operations):
         if not isinstance(op, dict):
             raise ApplicationError(f"operation {i}: must be an object with op and path")
@@ -121,13 +119,7 @@ def pronunciation_dictionary_patch(*, dictionary: PronunciationDictionary, opera
                 raise ApplicationError(f"operation {i}: {key} {path!r}: only /name and /rules (and what is "
                                        "inside /rules) can be changed")
     dictionary = PronunciationDictionary.objects.select_for_update().get(pk=dictionary.pk)
-    try:
-        patched = jsonpatch.JsonPatch(operations).apply(pronunciation_dictionary_document(dictionary))
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise ApplicationError(f"JSON Patch test failed: {exc}") from None
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError, ValueError,
-            IndexError) as exc:
-        raise ApplicationError(f"invalid JSON Patch: {exc}") from None
+    patched = apply_operations(pronunciation_dictionary_document(dictionary), operations)
     values = _validated(patched)
     dictionary.name = values["name"]
     dictionary.rules = values.get("rules", [])
