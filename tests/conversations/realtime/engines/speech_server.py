@@ -22,7 +22,7 @@ def speak(text: str) -> tuple[bytes, list[tuple[str, float, float]], list[tuple[
     from conversations.realtime.engines.base import VoiceOptions
     from conversations.realtime.engines.registry import get_tts
 
-    chunks = get_tts().synthesize_blocking(text, voice=VoiceOptions(voice="en-us", language="en"))
+    chunks = get_tts("espeak-ng").synthesize_blocking(text, voice=VoiceOptions(voice="en-us", language="en"))
     words, phonemes, offset = [], [], 0.0
     for c in chunks:
         words += [(w.word, offset + w.start_ms, offset + w.end_ms) for w in c.words]
