@@ -22,7 +22,8 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from conversations.realtime.transport import AUDIO_RATE, AUDIO_SAMPLES, drain_datagram_sockets, include_loopback_candidates
+from conversations.realtime.ice import drain_datagram_sockets, include_loopback_candidates
+from conversations.realtime.media import AUDIO_RATE, AUDIO_SAMPLES
 
 REPLY_LEVEL = 500  # int16 peak that counts as "reply audio is playing"
 

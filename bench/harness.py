@@ -10,7 +10,7 @@ of reply audio, like an aiortc track pair sharing one clock. ``speed`` sets the 
   pipeline's latencies are in the same virtual time.
 
 Everything is recorded on the tick timeline: output audio, and each event with the tick at
-which it was emitted (``events``: ``(t_ms, event)``).
+which it was emitted (``events``: ``(t_ms, event)``, the event as the protocol sends it).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from conversations.realtime.clock import Clock, ManualClock
+from conversations.realtime.protocol import to_wire
 
 
 @dataclass
@@ -94,9 +95,9 @@ class RealtimeDriver:
         log = self.pipeline.events.log
         # the log may have been trimmed at its front; seq tells what is new
         for e in log:
-            if e["seq"] > self._seen:
-                self.rec.events.append((self.t_ms, e))
-                self._seen = e["seq"]
+            if e.seq > self._seen:
+                self.rec.events.append((self.t_ms, to_wire(e, self.pipeline.conversation_id)))
+                self._seen = e.seq
 
     async def play(self, audio: np.ndarray, *, on_tick: Callable[[float], None] | None = None) -> None:
         """Push ``audio`` (float32 at ``in_rate``) tick by tick, pulling output meanwhile."""

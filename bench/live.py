@@ -48,6 +48,7 @@ def live_session_config(*, pal_id: str, language: str = "english"):  # -> sessio
     """The SessionConfig a live call of this PAL gets: a conversation is created through the
     API's own service (``test_mode``: it is stored ended and holds no slot) and read back by
     ``live.config.load_session_config``, the function a live session uses."""
+    from conversations.api.serializers import conversation_input
     from conversations.live.config import load_session_config
     from conversations.services import conversation_create
     from cvi_site.models import Account
@@ -61,9 +62,9 @@ def live_session_config(*, pal_id: str, language: str = "english"):  # -> sessio
     # a PAL of an account is run in that account, as its calls are; the stock PAL in "bench"
     account = pal.account or (Account.objects.filter(username=BENCH_ACCOUNT).first()
                               or account_create(username=BENCH_ACCOUNT))
-    conv = conversation_create(account=account, data={
+    conv = conversation_create(account=account, data=conversation_input({
         "pal_id": pal_id, "test_mode": True, "conversation_name": "benchmark",
-        "properties": {"language": language}})
+        "properties": {"language": language}}))
     config = load_session_config(conv.pk)
     assert config is not None
     return config

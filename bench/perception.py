@@ -31,7 +31,8 @@ import numpy as np
 
 from bench.perception_scene import SCRIPT, SCRIPT_END_S, jitter, scene_at, scene_frame
 from conversations.realtime.perception.engine import FrameReading, MediaPipePerception, PerceptionStream, get_engine
-from conversations.realtime.perception.monitor import PerceptionMonitor, SamplingPolicy
+from conversations.realtime.perception.monitor import PerceptionMonitor
+from conversations.realtime.perception.options import SamplingPolicy
 
 #: conversation phases the benchmark cycles through: (who speaks, seconds)
 PHASES: tuple[tuple[str, float], ...] = (("user", 4.0), ("replica", 4.0), ("idle", 2.0))

@@ -1,4 +1,8 @@
-"""Writes for conversations: create, end, delete, and the transcript/events a live session stores."""
+"""Writes for conversations: create, end, delete, and the transcript/events a live session stores.
+
+``conversation_create`` takes a create body's validated values (the edge checks the body with
+``conversations.api.serializers.conversation_input``); a broken rule is a ``cvi_site.domain`` error.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,20 +14,17 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from rest_framework import serializers
 
 from conversations.models import Conversation, ConversationEvent, Utterance
-from cvi_site.errors import ApplicationError
+from conversations.webhooks import event_webhook_send
+from cvi_site.domain import ApplicationError, LimitReachedError
 from cvi_site.models import Account
 from cvi_site.selectors import account_conversation_limit
-from cvi_site.serializers import OutboundURLField, StrictSerializer
-from cvi_site.webhooks import webhook_send
 from faces.models import Face
 
 logger = logging.getLogger(__name__)
 
-RETRIEVAL_STRATEGIES = ("speed", "balanced", "quality")
-LIMIT_BODY = {"message": "User has reached maximum concurrent conversations"}
+LIMIT_MESSAGE = "User has reached maximum concurrent conversations"
 PROPERTY_DEFAULTS = {
     "max_call_duration": 3600,
     "participant_left_timeout": 0,
@@ -47,113 +48,9 @@ class Shutdown:
     SERVER_AT_CAPACITY = "server_at_capacity"
 
 
-def _validate_language(value: str) -> str:
-    from conversations.realtime.engines.languages import language_code
-
-    try:
-        language_code(value)
-    except ValueError:
-        raise serializers.ValidationError(
-            f"unknown language {value!r}; use a full name such as 'spanish', an ISO code, or 'multilingual'"
-        ) from None
-    return value.strip().lower()
-
-
-#: why a recording destination is refused
-RECORDING_ON_DISK = ("recordings are kept on this server's disk and fetched with GET "
-                     "/v2/conversations/{id}/recording (application.recording_ready gives that storage_uri); "
-                     "nothing uploads them to S3, GCS or Azure")
-#: the hosted recording-destination properties (PropertiesSerializer refuses any non-empty one)
-RECORDING_DESTINATIONS = ("recording_storage", "recording_s3_bucket_name", "recording_s3_bucket_region",
-                          "aws_assume_role_arn")
-
-
-class PropertiesSerializer(StrictSerializer):
-    not_object_message = "must be an object"
-    unknown_label = "propert(ies)"
-
-    max_call_duration = serializers.IntegerField(min_value=10, max_value=4 * 3600, required=False,
-                                                 help_text="Seconds before the call ends by itself (default 3600).")
-    participant_left_timeout = serializers.IntegerField(min_value=0, max_value=3600, required=False,
-                                                        help_text="Seconds the call waits after the last person leaves (default 0).")
-    participant_absent_timeout = serializers.IntegerField(min_value=10, max_value=3600, required=False,
-                                                          help_text="Seconds from creation before the call ends if nobody joins (default 300).")
-    enable_recording = serializers.BooleanField(
-        required=False, help_text="Record the call (face video, the replica's voice and the participants' microphones; "
-        "not their cameras) to one MP4 (M4A when audio-only); when it ends, application.recording_ready gives "
-        "its storage_uri, GET /v2/conversations/{id}/recording.")
-    enable_closed_captions = serializers.BooleanField(required=False)
-    apply_greenscreen = serializers.BooleanField(required=False, help_text="Render the face on RGB(0,255,155).")
-    language = serializers.CharField(required=False, max_length=40,
-                                     help_text="Full language name (e.g. spanish) or `multilingual` to detect.")
-    # The hosted product's recording destinations. Recordings here are written to this server's disk
-    # and served by GET /v2/conversations/{id}/recording; nothing uploads them to a bucket, so a
-    # destination is refused (an empty value asks for nothing and is accepted).
-    recording_storage = serializers.JSONField(
-        required=False, help_text=f"Not supported here: {RECORDING_ON_DISK}. Refused unless empty.")
-    recording_s3_bucket_name = serializers.CharField(
-        required=False, allow_blank=True, max_length=255, help_text=f"Not supported here: {RECORDING_ON_DISK}. "
-        "Refused unless empty.")
-    recording_s3_bucket_region = serializers.CharField(
-        required=False, allow_blank=True, max_length=64, help_text=f"Not supported here: {RECORDING_ON_DISK}. "
-        "Refused unless empty.")
-    aws_assume_role_arn = serializers.CharField(
-        required=False, allow_blank=True, max_length=2048, help_text=f"Not supported here: {RECORDING_ON_DISK}. "
-        "Refused unless empty.")
-
-    def validate_language(self, value):
-        return _validate_language(value)
-
-    def validate(self, attrs):
-        for name in RECORDING_DESTINATIONS:
-            if attrs.pop(name, None):
-                raise serializers.ValidationError(
-                    {name: f"not supported here: {RECORDING_ON_DISK}; leave it out (or send it empty)"})
-        return attrs
-
-
-#: the hosted API's names for two create fields (both may be sent only when they agree)
+#: the hosted API's names for two create fields (both may be sent only when they agree; the
+#: create body's serializer maps them onto ours)
 LEGACY_NAMES = {"replica_id": "face_id", "persona_id": "pal_id"}
-
-
-class ConversationInputSerializer(StrictSerializer):
-    replica_id = serializers.CharField(max_length=32, required=False, help_text="Legacy name of face_id.")
-    face_id = serializers.CharField(max_length=32, required=False,
-                                    help_text="The face to render; defaults to the PAL's default face.")
-    persona_id = serializers.CharField(max_length=32, required=False, help_text="Legacy name of pal_id.")
-    pal_id = serializers.CharField(max_length=32, required=False, help_text="The PAL; defaults to the stock PAL.")
-    conversation_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    conversational_context = serializers.CharField(max_length=50_000, required=False, allow_blank=True,
-                                                   help_text="Appended to the PAL's prompt for this session.")
-    custom_greeting = serializers.CharField(max_length=2000, required=False, allow_blank=True,
-                                            help_text="Spoken first; never interruptible.")
-    enable_dynamic_greeting = serializers.BooleanField(
-        required=False, help_text="The PAL's LLM writes the opening line from its prompt and the conversational "
-        "context, spoken as custom_greeting is (never interruptible). Not with custom_greeting; needs a PAL in "
-        "full pipeline mode.")
-    callback_url = OutboundURLField(max_length=2000, required=False, allow_blank=True)
-    audio_only = serializers.BooleanField(required=False)
-    test_mode = serializers.BooleanField(required=False, help_text="Create it already ended; nothing joins.")
-    require_auth = serializers.BooleanField(required=False, help_text="Private: the response adds meeting_token.")
-    max_participants = serializers.IntegerField(min_value=2, max_value=32, required=False,
-                                                help_text="People + the face (which counts as one).")
-    memory_stores = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=20)
-    document_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
-    document_tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
-    document_retrieval_strategy = serializers.ChoiceField(RETRIEVAL_STRATEGIES, required=False)
-    properties = PropertiesSerializer(required=False)
-
-    def validate(self, attrs):
-        if attrs.get("enable_dynamic_greeting") and (attrs.get("custom_greeting") or "").strip():
-            raise serializers.ValidationError(
-                {"enable_dynamic_greeting": "send either custom_greeting (a fixed line) or enable_dynamic_greeting "
-                                            "(the LLM writes it), not both"})
-        for legacy, new in LEGACY_NAMES.items():
-            if legacy in attrs:
-                if new in attrs and attrs[new] != attrs[legacy]:
-                    raise serializers.ValidationError(f"{legacy} and {new} disagree; send one of them")
-                attrs[new] = attrs.pop(legacy)
-        return attrs
 
 
 def _resolve_pal(account: Account, pal_id: str | None):
@@ -239,11 +136,10 @@ def _check_stt_language(pal, language: str) -> None:
 
 @transaction.atomic
 def conversation_create(*, account: Account, data: dict[str, Any], base_url: str = "") -> Conversation:
-    """A new conversation. ``base_url``: where the authenticated caller reached this server (links
-    the call emits use it when PUBLIC_URL is not set)."""
-    serializer = ConversationInputSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    values = dict(serializer.validated_data)
+    """A new conversation from a create body's validated values (``conversation_input``: our field
+    names, ``properties`` checked). ``base_url``: where the authenticated caller reached this
+    server (links the call emits use it when PUBLIC_URL is not set)."""
+    values = dict(data)
     pal = _resolve_pal(account, values.pop("pal_id", None))
     face = _resolve_face(account, values.pop("face_id", None), pal)
     if values.get("document_ids"):
@@ -261,7 +157,7 @@ def conversation_create(*, account: Account, data: dict[str, Any], base_url: str
         Account.objects.select_for_update().filter(pk=account.pk).first()
         live = Conversation.objects.filter(account=account, status=Conversation.Status.ACTIVE).count()
         if live >= account_conversation_limit(account=account):
-            raise ApplicationError(LIMIT_BODY["message"], body=LIMIT_BODY)
+            raise LimitReachedError(LIMIT_MESSAGE)
 
     conversation = Conversation(account=account, pal=pal, face=face, properties=properties,
                                 pal_snapshot=face_voice_applied(pal_snapshot(pal), face),
@@ -341,60 +237,9 @@ def event_record(*, conversation: Conversation | str, message_type: str, event_t
     event = ConversationEvent.objects.create(
         conversation_id=conversation_id, message_type=message_type, event_type=event_type, properties=properties or {}
     )
-    if webhook and event_type in ITEM_WEBHOOKS:
-        conv = conversation if isinstance(conversation, Conversation) else Conversation.objects.get(pk=conversation_id)
-        item_webhook_send(conversation=conv, event=event)
-    if webhook and event_type in WEBHOOK_EVENTS:
-        conv = conversation if isinstance(conversation, Conversation) else Conversation.objects.get(pk=conversation_id)
-        if conv.callback_url:
-            webhook_send(url=conv.callback_url, event_type=event_type, subject_id=conversation_id,
-                         account_id=conv.account_id, payload={
-                "conversation_id": conversation_id, "event_type": event_type, "message_type": message_type,
-                "timestamp": event.timestamp.isoformat(), "properties": event.properties,
-            })
+    if webhook:
+        event_webhook_send(conversation=conversation, event=event)
     return event
-
-
-#: events of a call whose webhook goes to the URL of the objective or guardrail that caused them
-#: (the snapshot's ``callback_url`` of that item, not the conversation's)
-ITEM_WEBHOOKS = {
-    # event in the call -> (webhook event_type, snapshot key, item key, property naming the item)
-    "conversation.objective.completed": ("application.objective_completed", "objectives", "objective_name",
-                                         "objective_name"),
-    "conversation.guardrail.triggered": ("application.guardrail_triggered", "guardrails", "guardrail_name",
-                                         "guardrail"),
-}
-
-
-def item_webhook_send(*, conversation: Conversation, event: ConversationEvent) -> None:
-    """The webhook of an objective's completion or a guardrail's violation, to the ``callback_url``
-    of that objective or guardrail as the conversation's PAL snapshot holds it.
-    Objectives: {conversation_id, objective_name, output_variables} (NOTFOUND for the missing);
-    guardrails: {conversation_id, properties {guardrail, guardrail_uuid, reason}}."""
-    webhook_type, snap_key, item_key, prop = ITEM_WEBHOOKS[event.event_type]
-    props = event.properties or {}
-    snap = (conversation.pal_snapshot or {}).get(snap_key) or {}
-    items = snap.get("data") if isinstance(snap, dict) else snap
-    item = next((i for i in items or () if i.get(item_key) == props.get(prop)), None)
-    url = (item or {}).get("callback_url") or ""
-    if not url:
-        return
-    payload: dict[str, Any] = {"conversation_id": conversation.pk, "event_type": webhook_type,
-                               "message_type": "application", "timestamp": event.timestamp.isoformat()}
-    if snap_key == "objectives":
-        payload.update(objective_name=props.get("objective_name"), output_variables=props.get("output_variables") or {},
-                       properties={"objective_name": props.get("objective_name"),
-                                   "output_variables": props.get("output_variables") or {}})
-    else:
-        payload["properties"] = {k: props.get(k) for k in ("guardrail", "guardrail_uuid", "reason", "role")}
-    webhook_send(url=url, event_type=webhook_type, subject_id=conversation.pk, account_id=conversation.account_id,
-                 payload=payload)
-
-
-WEBHOOK_EVENTS = {
-    "system.replica_joined", "system.shutdown", "application.transcription_ready",
-    "application.recording_ready", "application.perception_analysis",
-}
 
 
 @transaction.atomic

@@ -29,11 +29,12 @@ from conversations.live.recording import SessionRecording
 from conversations.live.registry import JoinRefused
 from conversations.live.sink import EventStore
 from conversations.realtime.agent import ConversationPipeline
-from conversations.realtime.events import UTTERANCE_STREAMING
-from conversations.realtime.guardrails import INTERNAL
+from conversations.realtime.events import INTERNAL, ErrorOccurred, Event, ReplicaJoined, UtteranceStreaming
 from conversations.realtime.frontdoor import build_engines
-from conversations.realtime.protocol import ProtocolError
-from conversations.realtime.transport import MediaPump, PeerSession, rtc_configuration
+from conversations.realtime.protocol import ProtocolError, to_wire
+from conversations.realtime.ice import rtc_configuration
+from conversations.realtime.media import MediaPump
+from conversations.realtime.peer import PeerSession
 from knowledge.retrieval import load_knowledge
 from cvi_site.logging import conversation_id_var
 
@@ -61,7 +62,7 @@ class ConversationSession:
         self.pipeline: ConversationPipeline | None = None
         self.pump: MediaPump | None = None
         self.participants: set[Participant] = set()
-        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=5000)
+        self._events: asyncio.Queue[Event | asyncio.Event | None] = asyncio.Queue(maxsize=5000)
         self._tasks: set[asyncio.Task] = set()
         self._ended = asyncio.Event()
         self._end_done = asyncio.Event()  # set once end() has stored and released everything
@@ -101,7 +102,7 @@ class ConversationSession:
         if self.config.enable_recording:
             self.recording = SessionRecording(
                 self.id, None if self.config.audio_only or renderer is None else (renderer.width, renderer.height),
-                store=self.store, base_url=self.base_url, on_event=self._on_event)
+                store=self.store, base_url=self.base_url, on_event=pipeline.events.emit)
             self.pump.recorder = self.recording.recorder
         self.spawn(self._writer(), "writer")
         self.spawn(supervisor.watch_timers(self), "timers")
@@ -184,9 +185,7 @@ class ConversationSession:
             await self.pipeline.start()
         if not self._replica_joined:
             self._replica_joined = True
-            self._on_event({"message_type": "system", "event_type": "system.replica_joined",
-                            "conversation_id": self.id, "timestamp": time.time(),
-                            "properties": {"replica_id": self.config.face_id}})
+            self.pipeline.events.emit(ReplicaJoined(replica_id=self.config.face_id))
 
     async def _peer_closed(self, participant: Participant, peer: PeerSession) -> None:
         if participant.peer is peer:
@@ -267,9 +266,8 @@ class ConversationSession:
                 raise ProtocolError("conversation_id does not match this conversation")
             await self.pipeline.handle_client_message(message)
         except ProtocolError as exc:
-            error = {"message_type": "system", "event_type": "system.error", "conversation_id": self.id,
-                     "timestamp": time.time(), "properties": {"reason": str(exc), "code": "bad_message"}}
-            await self._send_to(participant, error)
+            error = ErrorOccurred(reason=str(exc), code="bad_message", timestamp=time.time())
+            await self._send_to(participant, to_wire(error, self.id))
 
     async def _send_to(self, participant: Participant | None, event: dict[str, Any]) -> None:
         targets = [participant] if participant is not None else list(self.participants)
@@ -282,14 +280,14 @@ class ConversationSession:
                 pass
 
     # ------------------------------------------------------------------ events out
-    def _on_event(self, event: dict[str, Any]) -> None:
+    def _on_event(self, event: Event) -> None:
         """Pipeline event sink (must not block): queue for the writer."""
         if self.perception_policy is not None:
             self.perception_policy.on_pipeline_event(event)
         try:
             self._events.put_nowait(event)
         except asyncio.QueueFull:
-            logger.warning("event queue full; dropping %s", event.get("event_type"))
+            logger.warning("event queue full; dropping %s", event.name)
 
     async def _writer(self) -> None:
         while True:
@@ -302,15 +300,12 @@ class ConversationSession:
             try:
                 await self._deliver(event)
             except Exception:  # noqa: BLE001 - one bad event must not stop the transcript
-                logger.exception("could not deliver event %s", event.get("event_type"))
+                logger.exception("could not deliver event %s", event.name)
 
-    async def _deliver(self, event: dict[str, Any]) -> None:
-        event_type = event.get("event_type", "")
-        if event.get("message_type") not in NOT_SENT_TO_CLIENTS:
-            if event_type == UTTERANCE_STREAMING and not self.config.closed_captions:
-                pass
-            else:
-                await self._send_to(None, event)
+    async def _deliver(self, event: Event) -> None:
+        captions_off = isinstance(event, UtteranceStreaming) and not self.config.closed_captions
+        if event.message_type not in NOT_SENT_TO_CLIENTS and not captions_off:
+            await self._send_to(None, to_wire(event, self.id))
         await database_sync_to_async(self.store.store_event)(event, self._seconds_from_start())
 
     def _seconds_from_start(self) -> float:
@@ -327,9 +322,9 @@ class ConversationSession:
             self.perception.offer_screen_frame(rgb, t_ms)
 
     # ------------------------------------------------------------------ perception
-    def _emit_perception(self, event_type: str, properties: dict[str, Any]) -> None:
+    def _emit_perception(self, event: Event) -> None:
         if self.perception_policy is not None:
-            self.perception_policy.emit(event_type, properties)
+            self.perception_policy.emit(event)
 
     async def _flush_events(self, timeout: float) -> None:
         """Wait until the writer has delivered every event queued so far."""
@@ -337,7 +332,7 @@ class ConversationSession:
             return
         marker = asyncio.Event()
         try:
-            self._events.put_nowait(marker)  # type: ignore[arg-type]
+            self._events.put_nowait(marker)
             await asyncio.wait_for(marker.wait(), timeout)
         except (asyncio.QueueFull, asyncio.TimeoutError):
             logger.warning("events still queued at the end of the call")

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from conversations import selectors, services
 from conversations.models import Conversation, Utterance
-from conversations.realtime.guardrails import GUARDRAIL_TRIGGERED
+from conversations.realtime.events import GUARDRAIL_TRIGGERED, OBJECTIVE_COMPLETED, OBJECTIVE_PENDING
 from cvi_site.api import base_url
 from cvi_site.selectors import webhook_deliveries
 from cvi_site.webhooks import retry_policy
@@ -224,7 +224,6 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 def objectives_progress(snapshot: dict, events: list) -> list[dict]:
     """Each objective of the call's PAL in the graph's order, with how far the call got: completed
     (its variables, when), waiting for confirmation, or not reached."""
-    from conversations.realtime.objectives import OBJECTIVE_COMPLETED, OBJECTIVE_PENDING
 
     data = ((snapshot.get("objectives") or {}).get("data")) or []
     seen: dict[str, tuple[str, object]] = {}

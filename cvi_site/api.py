@@ -9,7 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from cvi_site.errors import NotFoundError
+from cvi_site.domain import NotFoundError
 
 
 class AccountScopedViewSet(viewsets.ViewSet):

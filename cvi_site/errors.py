@@ -1,8 +1,10 @@
-"""Shared error types and the one DRF exception handler that renders the documented bodies.
+"""The one DRF exception handler: services' domain errors (``cvi_site.domain``) and DRF's own
+exceptions rendered as the documented bodies.
 
 Bodies (shared/API.md): 401 ``{"message": "Invalid access token"}``; 400 ``{"error": "..."}``;
-404 for unknown ids and for other accounts' ids; the concurrency limit's documented
-``{"message": ...}`` body; 413 for bodies over the size limit.
+404 for unknown ids and for other accounts' ids; 409 when a PAL still links what is deleted;
+the concurrency limit's documented ``{"message": ...}`` body. (413 for bodies over the size
+limit comes from ``cvi_site.middleware``, before a view runs.)
 """
 from __future__ import annotations
 
@@ -13,57 +15,23 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from cvi_site.domain import (ApplicationError, ConflictError, LimitReachedError, NotFoundError,
+                             validation_message)
+
 logger = logging.getLogger(__name__)
 
 
-class ApplicationError(Exception):
-    """A business-rule failure raised by a service; rendered as ``{"error": message}``."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-
-    def __init__(self, message: str, *, status_code: int | None = None, body: dict | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status_code is not None:
-            self.status_code = status_code
-        self.body = body
-
-    def as_body(self) -> dict:
-        return self.body if self.body is not None else {"error": self.message}
-
-
-class NotFoundError(ApplicationError):
-    status_code = status.HTTP_404_NOT_FOUND
-
-
-class PayloadTooLargeError(ApplicationError):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-
-
-def _flatten(detail, prefix: str = "") -> list[str]:
-    """DRF's nested error detail -> human lines such as ``layers.llm.base_url: must be http(s)``."""
-    if isinstance(detail, dict):
-        out: list[str] = []
-        for key, value in detail.items():
-            name = str(key) if key != "non_field_errors" else ""  # a list index 0 is a name too
-            out += _flatten(value, f"{prefix}.{name}" if prefix and name else (name or prefix))
-        return out
-    if isinstance(detail, (list, tuple)):
-        out = []
-        for item in detail:
-            out += _flatten(item, prefix)
-        return out
-    text = str(detail)
-    return [f"{prefix}: {text}" if prefix else text]
-
-
-def validation_message(detail) -> str:
-    return "; ".join(_flatten(detail)) or "Invalid request"
+#: each domain error's status (the first class it is an instance of); the body is {"error": message}
+DOMAIN_STATUS = ((NotFoundError, status.HTTP_404_NOT_FOUND), (ConflictError, status.HTTP_409_CONFLICT),
+                 (ApplicationError, status.HTTP_400_BAD_REQUEST))
 
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, LimitReachedError):
+        return Response({"message": exc.message}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ApplicationError):
-        return Response(exc.as_body(), status=exc.status_code)
+        code = next(code for cls, code in DOMAIN_STATUS if isinstance(exc, cls))
+        return Response({"error": exc.message}, status=code)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return Response({"error": validation_message(detail)}, status=400)

@@ -96,7 +96,7 @@ def _process() -> dict:
     """This server process: its live calls (as admission control counts them), its face frame
     rate and where its event loop went (stalls)."""
     from conversations.realtime.loopwatch import loop_watch
-    from conversations.realtime.transport import VIDEO_GOVERNOR
+    from conversations.realtime.media import VIDEO_GOVERNOR
     from conversations.live.registry import live_session_count
 
     watch = loop_watch()

@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonpatch
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError
 
 
 def check_operations(operations: Any, *, example: str) -> list:

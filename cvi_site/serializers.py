@@ -1,7 +1,13 @@
-"""Serializer pieces shared by every app's input validation."""
+"""Serializer pieces shared by every app's input validation, and ``validated()``, which turns a
+serializer's verdict into plain data or the domain's ``InvalidError``."""
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+
+from cvi_site.domain import InvalidError
 
 
 class StrictSerializer(serializers.Serializer):
@@ -50,3 +56,22 @@ class OutboundURLField(serializers.URLField):
             if problem:
                 raise serializers.ValidationError(problem)
         return value
+
+
+def validated(serializer: serializers.Serializer) -> Any:
+    """The serializer's validated data as plain Python, or ``InvalidError`` carrying its errors
+    (field → messages, as plain dicts, lists and strings): what an edge hands a service."""
+    if not serializer.is_valid():
+        raise InvalidError(_plain(serializer.errors))
+    return _plain(serializer.validated_data)
+
+
+def _plain(value: Any) -> Any:
+    """DRF's ReturnDict / OrderedDict / ReturnList / ErrorDetail as dict, list and str, in order."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, ErrorDetail):
+        return str(value)
+    return value

@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError
 from faces import services
 from faces.models import Face
 

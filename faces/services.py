@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.domain import ApplicationError, NotFoundError
 from cvi_site.ids import STOCK_FACE_ID
 from cvi_site.models import Account
 from faces import tasks

@@ -13,7 +13,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError
 from cvi_site.selectors import webhook_deliveries
 from cvi_site.webhooks import retry_policy
 from faces import selectors, services

@@ -4,6 +4,10 @@ Two hosted surfaces share the rows: a guardrail created on its own (``guardrail_
 of the body) and a legacy set (``{"name", "data": [...]}``, id ``g…``) whose items are guardrails
 too, each addressable by its uuid. A PAL links guardrails by ``guardrail_ids`` (uuids) and a set by
 ``guardrails_id``; deleting anything a PAL links is refused (409) naming the PALs.
+
+Each guardrail's fields are checked at the edge (``guardrails.api.serializers``): the creates take
+the validated values; the writes that build the document themselves (a JSON Patch, an editor's
+replacement) are handed that check as ``validate``. A broken rule is a ``cvi_site.domain`` error.
 """
 from __future__ import annotations
 
@@ -11,50 +15,13 @@ import uuid as uuidlib
 from typing import Any
 
 from django.db import transaction
-from rest_framework import serializers
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError, ConflictError, InvalidError, Validate
 from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
-from cvi_site.serializers import OutboundURLField, StrictSerializer
 from guardrails.models import Guardrail, GuardrailSet
 
-MAX_GUARDRAILS = 50
 STATUS_ACTIVE = "active"
-
-
-class GuardrailInputSerializer(StrictSerializer):
-    """One guardrail, in the hosted shape."""
-
-    unknown_label = "guardrail field(s)"
-    not_object_message = "each guardrail must be a JSON object"
-
-    guardrail_name = serializers.RegexField(r"^[A-Za-z0-9_]+$", max_length=100, error_messages={
-        "invalid": "may hold only letters, digits and _ (e.g. no_medical_advice)"})
-    guardrail_prompt = serializers.CharField(max_length=1000, help_text="The rule, as the checker reads it.")
-    modality = serializers.ChoiceField(Guardrail.Modality.choices, default="verbal", help_text=(
-        "verbal: checked on what the person and the agent say; visual: checked on what the camera shows "
-        "(the PAL's perception)."))
-    callback_url = OutboundURLField(max_length=2000, required=False, allow_blank=True, allow_null=True,
-                                    help_text="Receives a webhook when the guardrail is broken.")
-    tags = serializers.ListField(child=serializers.CharField(max_length=100), max_length=50, default=list)
-    app_message = serializers.BooleanField(default=True, help_text=(
-        "Send the client an app message when the guardrail is broken."))
-
-    def validate_tags(self, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
-
-    def validate(self, attrs):
-        attrs["callback_url"] = attrs.get("callback_url") or ""
-        return attrs
-
-
-class GuardrailSetInputSerializer(StrictSerializer):
-    """A legacy guardrail set: ``{"name": ..., "data": [guardrail, ...]}``."""
-
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True,
-                                 help_text="A name for the set.")
-    data = serializers.ListField(child=GuardrailInputSerializer(), min_length=1, max_length=MAX_GUARDRAILS)
 
 
 def _check_names(items: list[dict[str, Any]]) -> None:
@@ -62,15 +29,9 @@ def _check_names(items: list[dict[str, Any]]) -> None:
     for i, item in enumerate(items):
         name = item["guardrail_name"]
         if name in seen:
-            raise serializers.ValidationError({"data": {i: {"guardrail_name": [
+            raise InvalidError({"data": {i: {"guardrail_name": [
                 f"{name!r} is already the name of guardrail {seen[name]} of this set"]}}})
         seen[name] = i
-
-
-def _validated(serializer_class, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 # --------------------------------------------------------------------------- representation
@@ -117,8 +78,8 @@ def pals_linking(*, account_id: int, guardrails_id: str | None = None, uuids: li
 def _refuse_in_use(what: str, pals: list) -> None:
     if pals:
         names = ", ".join(f"{p.id} ({p.pal_name})" if p.pal_name else p.id for p in pals)
-        raise ApplicationError(f"{what} is used by PAL(s) {names}: unlink it from them (guardrail_ids / "
-                               "guardrails_id) first", status_code=409)
+        raise ConflictError(f"{what} is used by PAL(s) {names}: unlink it from them (guardrail_ids / "
+                            "guardrails_id) first")
 
 
 # --------------------------------------------------------------------------- writes
@@ -129,19 +90,19 @@ def _save_row(row: Guardrail) -> Guardrail:
 
 
 @transaction.atomic
-def guardrail_create(*, account: Account, data: Any) -> Guardrail:
-    """One guardrail of its own (the hosted ``guardrail_name`` body)."""
-    values = _validated(GuardrailInputSerializer, data)
-    return _save_row(Guardrail(account=account, **values))
+def guardrail_create(*, account: Account, data: dict[str, Any]) -> Guardrail:
+    """One guardrail of its own, from the validated values (``guardrail_input``) of the hosted
+    ``guardrail_name`` body."""
+    return _save_row(Guardrail(account=account, **data))
 
 
 @transaction.atomic
-def guardrail_set_create(*, account: Account, data: Any) -> GuardrailSet:
-    """A legacy set and its guardrails (each gets a uuid)."""
-    values = _validated(GuardrailSetInputSerializer, data)
-    items = [dict(item) for item in values["data"]]
+def guardrail_set_create(*, account: Account, data: dict[str, Any]) -> GuardrailSet:
+    """A legacy set and its guardrails (each gets a uuid), from the validated values
+    (``guardrail_set_input``); names must differ within the set."""
+    items = [dict(item) for item in data["data"]]
     _check_names(items)
-    guardrail_set = GuardrailSet.objects.create(account=account, name=values.get("name", ""))
+    guardrail_set = GuardrailSet.objects.create(account=account, name=data.get("name", ""))
     for i, item in enumerate(items):
         _save_row(Guardrail(account=account, guardrail_set=guardrail_set, position=i, **item))
     return guardrail_set
@@ -159,23 +120,25 @@ def _read_only(document: dict, patched: dict, keys: tuple[str, ...]) -> None:
 
 
 @transaction.atomic
-def guardrail_patch(*, guardrail: Guardrail, operations: Any) -> Guardrail:
-    """RFC 6902 JSON Patch on one guardrail (paths like ``/guardrail_prompt``), atomically."""
+def guardrail_patch(*, guardrail: Guardrail, operations: Any, validate: Validate) -> Guardrail:
+    """RFC 6902 JSON Patch on one guardrail (paths like ``/guardrail_prompt``), atomically;
+    ``validate`` checks the patched guardrail (``guardrail_input``)."""
     guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
     document = guardrail_representation(guardrail)
     patched = _apply_patch(document, operations, '[{"op": "replace", "path": "/guardrail_prompt", "value": "..."}]')
     _read_only(document, patched, ("guardrail_uuid", "guardrails_id", "created_at", "updated_at"))
-    return _update(guardrail, _validated(GuardrailInputSerializer, patched))
+    return _update(guardrail, validate(patched))
 
 
 @transaction.atomic
-def guardrail_replace(*, guardrail: Guardrail, data: Any) -> Guardrail:
-    """Replace one guardrail's fields (the PAL Maker's editor; the shown read-only keys may come back)."""
+def guardrail_replace(*, guardrail: Guardrail, data: Any, validate: Validate) -> Guardrail:
+    """Replace one guardrail's fields (the PAL Maker's editor; the shown read-only keys may come
+    back); ``validate`` checks the rest (``guardrail_input``)."""
     if isinstance(data, dict):
         shown_only = ("guardrail_uuid", "guardrails_id", "created_at", "updated_at")
         data = {k: v for k, v in data.items() if k not in shown_only}
     guardrail = Guardrail.objects.select_for_update().get(pk=guardrail.pk)
-    return _update(guardrail, _validated(GuardrailInputSerializer, data))
+    return _update(guardrail, validate(data))
 
 
 def _update(guardrail: Guardrail, values: dict[str, Any]) -> Guardrail:
@@ -190,10 +153,11 @@ def _update(guardrail: Guardrail, values: dict[str, Any]) -> Guardrail:
 
 
 @transaction.atomic
-def guardrail_set_patch(*, guardrail_set: GuardrailSet, operations: Any) -> GuardrailSet:
+def guardrail_set_patch(*, guardrail_set: GuardrailSet, operations: Any, validate: Validate) -> GuardrailSet:
     """RFC 6902 JSON Patch on a set's document (``/guardrails_name``, ``/data/0/guardrail_prompt``).
     An item keeps its uuid while it carries it (edits, moves); an item without one is a new
-    guardrail; an item no longer in ``data`` is deleted, unless a PAL links it (409)."""
+    guardrail; an item no longer in ``data`` is deleted, unless a PAL links it (409). ``validate``
+    checks the patched ``{"name", "data"}`` (``guardrail_set_input``)."""
     guardrail_set = GuardrailSet.objects.select_for_update().get(pk=guardrail_set.pk)
     document = guardrail_set_representation(guardrail_set)
     patched = _apply_patch(document, operations,
@@ -222,7 +186,7 @@ def guardrail_set_patch(*, guardrail_set: GuardrailSet, operations: Any) -> Guar
         plain.append(item)
     if not plain:
         raise ApplicationError("data: a set keeps at least one guardrail (delete the set instead)")
-    values = _validated(GuardrailSetInputSerializer, {"name": name, "data": plain})
+    values = validate({"name": name, "data": plain})
     items = [dict(item) for item in values["data"]]
     _check_names(items)
     removed = [u for u in current if u not in kept.values()]
@@ -245,10 +209,10 @@ def guardrail_set_patch(*, guardrail_set: GuardrailSet, operations: Any) -> Guar
     return guardrail_set
 
 
-def guardrail_set_replace(*, guardrail_set: GuardrailSet, name: str, data: Any) -> GuardrailSet:
+def guardrail_set_replace(*, guardrail_set: GuardrailSet, name: str, data: Any, validate: Validate) -> GuardrailSet:
     """Replace a set's name and ``data`` (the PAL Maker's editor): items that keep their
-    ``guardrail_uuid`` keep their identity, as in a JSON Patch."""
-    return guardrail_set_patch(guardrail_set=guardrail_set, operations=[
+    ``guardrail_uuid`` keep their identity, as in a JSON Patch (``validate`` as there)."""
+    return guardrail_set_patch(guardrail_set=guardrail_set, validate=validate, operations=[
         {"op": "replace", "path": "/guardrails_name", "value": name},
         {"op": "replace", "path": "/data", "value": data}])
 

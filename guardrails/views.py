@@ -1,6 +1,7 @@
 """The PAL Maker's Guardrails page: the account's guardrails (on their own and in legacy sets),
 created and edited as the API's JSON with the API's errors shown, and deleted unless a PAL links
-them. Writes go through ``guardrails.services``."""
+them. The JSON is checked as the API checks a body (``guardrails.api.serializers``); writes go
+through ``guardrails.services``."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from cvi_site.errors import ApplicationError, validation_message
+from cvi_site.domain import ApplicationError
 from guardrails import selectors, services
+from guardrails.api.serializers import guardrail_input, guardrail_set_input
 from guardrails.models import Guardrail, GuardrailSet
 
 EXAMPLE = {"guardrail_name": "no_medical_advice",
@@ -38,9 +39,7 @@ def _run(text: str, write) -> str:  # noqa: ANN001
         return f"Not valid JSON: {exc}"
     try:
         write(data)
-    except DRFValidationError as exc:
-        return validation_message(exc.detail)
-    except ApplicationError as exc:
+    except ApplicationError as exc:  # InvalidError's message names the fields
         return exc.message
     return ""
 
@@ -64,9 +63,10 @@ def guardrail_list(request: HttpRequest) -> HttpResponse:
         def create(data: Any) -> None:
             # as the API: an object is one guardrail, a list the data of a (legacy) set
             if isinstance(data, list):
-                services.guardrail_set_create(account=request.user, data={"name": name, "data": data})
+                services.guardrail_set_create(account=request.user,
+                                              data=guardrail_set_input({"name": name, "data": data}))
             else:
-                services.guardrail_create(account=request.user, data=data)
+                services.guardrail_create(account=request.user, data=guardrail_input(data))
 
         error = _run(text, create)
         if not error:
@@ -89,9 +89,11 @@ def guardrail_edit(request: HttpRequest, guardrails_id: str) -> HttpResponse:
     if request.method == "POST":
         text, name = request.POST.get("data", ""), request.POST.get("name", "")
         if is_set:
-            error = _run(text, lambda data: services.guardrail_set_replace(guardrail_set=target, name=name, data=data))
+            error = _run(text, lambda data: services.guardrail_set_replace(guardrail_set=target, name=name, data=data,
+                                                                           validate=guardrail_set_input))
         else:
-            error = _run(text, lambda data: services.guardrail_replace(guardrail=target, data=data))
+            error = _run(text, lambda data: services.guardrail_replace(guardrail=target, data=data,
+                                                                       validate=guardrail_input))
         if not error:
             messages.success(request, "Saved.")
             return redirect("web:guardrail_edit", guardrails_id=guardrails_id)

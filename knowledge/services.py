@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError
 from cvi_site.webhooks import webhook_send
 from knowledge.models import Chunk, Document
 from knowledge.parsing import ChunkText, ParseError, Section, chunk_sections, detect_format, html_sections, parse

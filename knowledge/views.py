@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError
 from cvi_site.validators import outbound_url_problem
 from knowledge import selectors, services
 from knowledge.models import Memory

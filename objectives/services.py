@@ -1,115 +1,30 @@
 """Writes for objective sets. The REST API and the PAL Maker both come through here.
 
-A set is a list of objectives (the hosted ``data`` list) that must form a graph a call can walk:
-names unique, every ``next_*`` name an objective of the same set, each objective with at most one
-of ``next_required_objectives`` / ``next_conditional_objectives``, no cycles, and at least one start
-objective (one that no other objective points to). ``modality: visual`` is refused: the call
-evaluates objectives from the transcript only, so nothing would ever see a visual cue complete one.
+A set is a list of objectives (the hosted ``data`` list). Each objective is checked at the edge
+(``objectives.api.serializers.objectives_input``: its fields, at most one of
+``next_required_objectives`` / ``next_conditional_objectives``, ``modality: visual`` refused);
+here the list must form a graph a call can walk: names unique, every ``next_*`` name an objective
+of the same set, no cycles, and at least one start objective (one that no other objective points
+to). A JSON Patch builds the new list itself, so ``objectives_patch`` is handed the edge's check as
+``validate``. A broken rule is a ``cvi_site.domain`` error.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import transaction
-from rest_framework import serializers
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError, ConflictError, InvalidError, Validate
 from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
-from cvi_site.serializers import OutboundURLField, StrictSerializer
 from objectives.models import Objective, ObjectiveSet
 
-#: the most objectives in one set, and the most variables / branches of one objective
-MAX_OBJECTIVES = 50
-MAX_VARIABLES = 50
-NO_SPACES = r"^\S+$"
-VISUAL_REFUSED = ("visual objectives are not supported: a call evaluates objectives from the transcript only, "
-                  "so no visual cue could ever complete one (use verbal)")
 #: the hosted set-level status: a stored set is always usable
 STATUS_ACTIVE = "active"
 
 
-class ObjectiveInputSerializer(StrictSerializer):
-    """One objective of a set, in the hosted shape."""
-
-    unknown_label = "objective field(s)"
-    not_object_message = "each objective must be a JSON object"
-
-    objective_name = serializers.RegexField(NO_SPACES, max_length=100, error_messages={
-        "invalid": "must have no spaces (e.g. ask_if_new_patient)"},
-        help_text="Unique in the set, no spaces; next_* objectives refer to it.")
-    objective_prompt = serializers.CharField(max_length=5000, help_text="What the agent should accomplish.")
-    confirmation_mode = serializers.ChoiceField(Objective.ConfirmationMode.choices, default="auto", help_text=(
-        "auto: the call decides when the objective is done; manual: the client confirms it "
-        "(conversation.objective.pending / conversation.objective.confirm)."))
-    output_variables = serializers.ListField(
-        child=serializers.RegexField(NO_SPACES, max_length=100, error_messages={"invalid": "must have no spaces"}),
-        max_length=MAX_VARIABLES, default=list, help_text="Values to collect; sent with the completion webhook.")
-    modality = serializers.ChoiceField(Objective.Modality.choices, default="verbal",
-                                       help_text="verbal only: visual objectives are refused (see the error).")
-    next_required_objectives = serializers.ListField(
-        child=serializers.CharField(max_length=100), max_length=MAX_OBJECTIVES, default=list,
-        help_text="Objectives that follow once this one is done.")
-    next_conditional_objectives = serializers.DictField(
-        child=serializers.CharField(max_length=1000), default=dict,
-        help_text="{objective name: condition}: the objective whose condition holds follows.")
-    callback_url = OutboundURLField(max_length=2000, required=False, allow_blank=True, allow_null=True,
-                                    help_text="Receives the completion webhook with the output variables.")
-
-    def rename(self, data: dict) -> dict:
-        # the hosted docs also write a single next objective as a string
-        if "next_required_objective" in data:
-            if data.get("next_required_objectives"):
-                raise serializers.ValidationError({"next_required_objective": [
-                    "send next_required_objective or next_required_objectives, not both"]})
-            data = dict(data)
-            single = data.pop("next_required_objective")
-            data["next_required_objectives"] = [single] if isinstance(single, str) and single else single or []
-        return data
-
-    def validate_modality(self, value: str) -> str:
-        if value == Objective.Modality.VISUAL:
-            raise serializers.ValidationError(VISUAL_REFUSED)
-        return value
-
-    def validate_output_variables(self, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise serializers.ValidationError("each variable may be named once")
-        return value
-
-    def validate_next_conditional_objectives(self, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_OBJECTIVES:
-            raise serializers.ValidationError(f"at most {MAX_OBJECTIVES} branches")
-        return value
-
-    def validate(self, attrs):
-        if attrs.get("next_required_objectives") and attrs.get("next_conditional_objectives"):
-            raise serializers.ValidationError(
-                "an objective has next_required_objectives or next_conditional_objectives, not both")
-        attrs["callback_url"] = attrs.get("callback_url") or ""
-        return attrs
-
-
-class ObjectivesInputSerializer(StrictSerializer):
-    """``POST /v2/objectives``: ``{"data": [objective, ...]}`` (a bare array is accepted too)."""
-
-    data = serializers.ListField(child=ObjectiveInputSerializer(), min_length=1, max_length=MAX_OBJECTIVES)
-
-
-def validated_objectives(data: Any) -> list[dict[str, Any]]:
-    """The objectives of a request body (``{"data": [...]}`` or ``[...]``), checked one by one and
-    as a graph; raises a 400 naming the field (``data.2.next_required_objectives``)."""
-    if isinstance(data, list):
-        data = {"data": data}
-    serializer = ObjectivesInputSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    items = [dict(item) for item in serializer.validated_data["data"]]
-    check_graph(items)
-    return items
-
-
-def _graph_error(index: int, field: str, message: str) -> serializers.ValidationError:
-    return serializers.ValidationError({"data": {index: {field: [message]}}})
+def _graph_error(index: int, field: str, message: str) -> InvalidError:
+    return InvalidError({"data": {index: {field: [message]}}})
 
 
 def check_graph(items: list[dict[str, Any]]) -> None:
@@ -131,11 +46,11 @@ def check_graph(items: list[dict[str, Any]]) -> None:
         edges[item["objective_name"]] = successors(item)
     pointed_to = {target for targets in edges.values() for target in targets}
     if all(name in pointed_to for name in index_of):
-        raise serializers.ValidationError({"data": [
+        raise InvalidError({"data": [
             "no start objective: every objective follows another, so a call would not know where to begin"]})
     cycle = _find_cycle(edges)
     if cycle:
-        raise serializers.ValidationError({"data": [
+        raise InvalidError({"data": [
             "the objectives form a cycle (" + " → ".join(cycle) + "): a call could never finish them"]})
 
 
@@ -216,24 +131,29 @@ def _store(objective_set: ObjectiveSet, items: list[dict[str, Any]]) -> None:
 
 
 @transaction.atomic
-def objectives_create(*, account: Account, data: Any) -> ObjectiveSet:
-    items = validated_objectives(data)
+def objectives_create(*, account: Account, data: list[dict[str, Any]]) -> ObjectiveSet:
+    """A new set of the validated objectives (``objectives_input``), once they form a graph."""
+    check_graph(data)
     objective_set = ObjectiveSet.objects.create(account=account)
-    _store(objective_set, items)
+    _store(objective_set, data)
     return objective_set
 
 
 @transaction.atomic
-def objectives_replace(*, objective_set: ObjectiveSet, data: Any) -> ObjectiveSet:
-    """Replace the whole ``data`` list (the PAL Maker's editor)."""
-    items = validated_objectives(data)
+def objectives_replace(*, objective_set: ObjectiveSet, data: list[dict[str, Any]]) -> ObjectiveSet:
+    """Replace the whole ``data`` list with validated objectives (the PAL Maker's editor)."""
+    check_graph(data)
     objective_set = ObjectiveSet.objects.select_for_update().get(pk=objective_set.pk)
-    _store(objective_set, items)
+    _store(objective_set, data)
     return objective_set
 
 
-#: the fields of one objective: hosted PATCH examples address them at the top (/objective_prompt)
-OBJECTIVE_FIELDS = frozenset(ObjectiveInputSerializer().fields) | {"next_required_objective"}
+#: the fields of one objective, as the model stores them (and so as the API's serializer names
+#: them): hosted PATCH examples address them at the top (/objective_prompt), the single
+#: ``next_required_objective`` too
+OBJECTIVE_FIELDS = frozenset(
+    f.name for f in Objective._meta.concrete_fields if f.name not in ("id", "objective_set", "position")
+) | {"next_required_objective"}
 READ_ONLY = ("objectives_id", "objective_name", "status", "created_at", "updated_at")
 
 
@@ -256,9 +176,10 @@ def _hosted_path(op: Any, count: int) -> Any:
 
 
 @transaction.atomic
-def objectives_patch(*, objective_set: ObjectiveSet, operations: Any) -> ObjectiveSet:
+def objectives_patch(*, objective_set: ObjectiveSet, operations: Any, validate: Validate) -> ObjectiveSet:
     """Apply an RFC 6902 JSON Patch to the set's document atomically (paths like
-    ``/data/0/objective_prompt``); the result must be a valid set."""
+    ``/data/0/objective_prompt``); the result must be a valid set: ``validate`` checks its
+    objectives (``objectives_input``), then the graph is checked."""
     check_operations(operations, example='[{"op": "replace", "path": "/data/0/objective_prompt", "value": "..."}]')
     objective_set = ObjectiveSet.objects.select_for_update().get(pk=objective_set.pk)
     document = objectives_representation(objective_set)
@@ -272,7 +193,9 @@ def objectives_patch(*, objective_set: ObjectiveSet, operations: Any) -> Objecti
     unknown = sorted(set(patched) - set(document))
     if unknown:
         raise ApplicationError(f"unknown field(s) {', '.join(unknown)}")
-    _store(objective_set, validated_objectives({"data": patched.get("data")}))
+    items = validate({"data": patched.get("data")})
+    check_graph(items)
+    _store(objective_set, items)
     return objective_set
 
 
@@ -288,8 +211,8 @@ def objectives_delete(*, objective_set: ObjectiveSet) -> None:
     users = pals_using(objective_set)
     if users:
         names = ", ".join(f"{p.id} ({p.pal_name})" if p.pal_name else p.id for p in users)
-        raise ApplicationError(f"objectives {objective_set.id} is used by PAL(s) {names}: unlink it from them "
-                               "(objectives_id) first", status_code=409)
+        raise ConflictError(f"objectives {objective_set.id} is used by PAL(s) {names}: unlink it from them "
+                            "(objectives_id) first")
     objective_set.delete()
 
 

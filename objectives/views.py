@@ -1,6 +1,7 @@
 """The PAL Maker's Objectives page: the account's objective sets, each drawn as the path a call
 takes through it, created and edited as the API's ``data`` list (JSON) with the API's errors shown,
-and deleted unless a PAL uses them. Writes go through ``objectives.services``."""
+and deleted unless a PAL uses them. The JSON is checked as the API checks a body
+(``objectives.api.serializers``); writes go through ``objectives.services``."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from cvi_site.errors import ApplicationError, validation_message
+from cvi_site.domain import ApplicationError
 from objectives import selectors, services
+from objectives.api.serializers import objectives_input
 from objectives.models import ObjectiveSet
 
 #: what the editor starts with: a three-step graph with a conditional branch
@@ -56,15 +57,13 @@ def _parse(text: str) -> tuple[Any, str]:
 
 
 def _save(request: HttpRequest, write) -> str:  # noqa: ANN001
-    """Run a write with the posted JSON; the error to show, or ""."""
+    """Run a write with the objectives of the posted JSON; the error to show, or ""."""
     data, error = _parse(request.POST.get("data", ""))
     if error:
         return error
     try:
-        write(data)
-    except DRFValidationError as exc:
-        return validation_message(exc.detail)
-    except ApplicationError as exc:
+        write(objectives_input(data))
+    except ApplicationError as exc:  # InvalidError's message names the fields
         return exc.message
     return ""
 
@@ -76,7 +75,8 @@ def objective_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         text = request.POST.get("data", "")
         created: list[ObjectiveSet] = []
-        error = _save(request, lambda data: created.append(services.objectives_create(account=request.user, data=data)))
+        error = _save(request, lambda items: created.append(services.objectives_create(account=request.user,
+                                                                                        data=items)))
         if not error:
             messages.success(request, f"Created objectives {created[0].id}. Link them to a PAL in its editor.")
             return redirect("web:objective_edit", objectives_id=created[0].id)
@@ -93,7 +93,7 @@ def objective_edit(request: HttpRequest, objectives_id: str) -> HttpResponse:
     text = json.dumps(services.objectives_representation(objective_set)["data"], indent=2, ensure_ascii=False)
     if request.method == "POST":
         text = request.POST.get("data", "")
-        error = _save(request, lambda data: services.objectives_replace(objective_set=objective_set, data=data))
+        error = _save(request, lambda items: services.objectives_replace(objective_set=objective_set, data=items))
         if not error:
             messages.success(request, f"Saved objectives {objective_set.id}.")
             return redirect("web:objective_edit", objectives_id=objective_set.id)

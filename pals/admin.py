@@ -1,6 +1,6 @@
-"""PALs in the Django admin. Saving goes through ``pals.services`` (the form's clean() calls
-the service, inside the admin's transaction), so the admin enforces exactly the rules of the
-REST API and the PAL Maker. Secrets in the layers are shown masked; sending the masked value
+"""PALs in the Django admin. Saving goes through ``pals.services`` (the form's clean() checks the
+values with the API's ``pal_input`` and calls the service, inside the admin's transaction), so the
+admin enforces exactly the rules of the REST API and the PAL Maker. Secrets in the layers are shown masked; sending the masked value
 back keeps the stored secret (the service's rule)."""
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.html import format_html
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError
 from cvi_site.models import Account
 from pals import services
+from pals.api.serializers import pal_input
 from pals.forms import service_error_items
 from pals.layers import mask_secrets
 from pals.models import Pal
 
-SERVICE_ERRORS = (DRFValidationError, ApplicationError, DjangoValidationError)
+SERVICE_ERRORS = (ApplicationError, DjangoValidationError)
 JSON_FIELDS = ("layers", "document_ids", "document_tags", "guardrail_ids")
 
 
@@ -79,9 +79,9 @@ class PalAdminForm(forms.ModelForm):
             return cleaned
         try:
             if not self.instance._state.adding:
-                self.instance = services.pal_update(pal=self.instance, data=data)
+                self.instance = services.pal_update(pal=self.instance, data=data, validate=pal_input)
             else:
-                self.instance = services.pal_create(account=cleaned.get("account"), data=data)
+                self.instance = services.pal_create(account=cleaned.get("account"), data=pal_input(data))
         except SERVICE_ERRORS as exc:
             for path, message in service_error_items(exc):
                 field = path.split(".")[0] if path else None
@@ -156,6 +156,6 @@ class PalAdmin(admin.ModelAdmin):
         made = 0
         for pal in queryset:
             owner = pal.account or request.user
-            services.pal_duplicate(pal=pal, account=owner)
+            services.pal_duplicate(pal=pal, account=owner, validate=pal_input)
             made += 1
         self.message_user(request, f"Duplicated {made} PAL(s).", messages.SUCCESS)

@@ -1,10 +1,11 @@
 """The PAL editor form: every option of a PAL, grouped by layer, as plain HTML fields.
 
 The form does no business validation of its own. ``to_data()`` turns the fields into the
-same ``data`` dict the REST API accepts and the view hands it to ``pals.services``; the
-service's errors (DRF detail paths such as ``layers.llm.base_url``) come back through
-``add_service_errors()`` and are shown beside the field they name. So a rule the API
-enforces blocks the form the same way, because both run the same code.
+same ``data`` dict the REST API accepts and the view checks it as the API does
+(``pals.api.serializers.pal_input``) and hands it to ``pals.services``; their errors (field
+paths such as ``layers.llm.base_url``) come back through ``add_service_errors()`` and are shown
+beside the field they name. So a rule the API enforces blocks the form the same way, because
+both run the same code.
 
 The layer options' fields (label, help, kind, limits, which are folded under "more options")
 are generated from the layer spec, ``conversations.realtime.layerspec``, the same table the
@@ -602,10 +603,12 @@ _PREFIXED = re.compile(r"^([a-z_]+(?:\.[a-z_0-9]+)*)(?::| is | must )\s*(.*)$")
 
 
 def service_error_items(exc: Exception) -> list[tuple[str, str]]:
-    """(dotted path, message) pairs from a DRF ValidationError, a Django ValidationError or an
-    ApplicationError (whose message may start with ``field: ...``)."""
-    from cvi_site.errors import ApplicationError
+    """(dotted path, message) pairs from an InvalidError or a DRF ValidationError (field by field),
+    a Django ValidationError or an ApplicationError (whose message may start with ``field: ...``)."""
+    from cvi_site.domain import ApplicationError, InvalidError
 
+    if isinstance(exc, InvalidError):
+        return list(_walk(exc.errors, ""))
     if isinstance(exc, DRFValidationError):
         return list(_walk(exc.detail, ""))
     if isinstance(exc, DjangoValidationError):

@@ -1,4 +1,10 @@
-"""Writes for PALs. The REST API, the PAL Maker and the admin all come through here."""
+"""Writes for PALs. The REST API, the PAL Maker and the admin all come through here.
+
+Each entry point checks its input with ``pals.api.serializers.pal_input`` first: ``pal_create``
+takes the validated values; the writes that build the document themselves (a JSON Patch, a form
+merged into the stored PAL, a copy) are handed that check as ``validate``. A broken rule is a
+``cvi_site.domain`` error.
+"""
 from __future__ import annotations
 
 import copy
@@ -6,13 +12,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from rest_framework import serializers
 
-from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.domain import ApplicationError, NotFoundError, Validate
 from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
-from cvi_site.serializers import StrictSerializer
-from pals.layers import full_mode_problem, keep_stored_secrets, mask_secrets, validate_layers
+from pals.layers import full_mode_problem, keep_stored_secrets, mask_secrets
 from pals.models import Pal
 
 # Every editable field, by its current name; legacy names map onto these.
@@ -33,42 +37,6 @@ def normalise_names(data: dict[str, Any]) -> dict[str, Any]:
             raise ApplicationError(f"{key} and {new} are the same field; send one of them")
         out[new] = value
     return out
-
-
-class PalInputSerializer(StrictSerializer):
-    """What a PAL may contain (both name sets are mapped to these before validation)."""
-
-    pal_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    system_prompt = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
-    context = serializers.CharField(max_length=50_000, required=False, allow_blank=True)
-    greeting = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    pipeline_mode = serializers.ChoiceField(Pal.PipelineMode.choices, required=False)
-    default_face_id = serializers.CharField(max_length=32, required=False, allow_null=True, allow_blank=True)
-    document_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
-    document_tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
-    objectives_id = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True)
-    guardrail_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=100,
-                                          help_text="guardrail_uuid of each of the account's guardrails to keep.")
-    guardrails_id = serializers.CharField(max_length=32, required=False, allow_blank=True, allow_null=True,
-                                          help_text="(legacy) One of the account's guardrail sets: all its "
-                                                    "guardrails are kept.")
-    layers = serializers.JSONField(required=False)
-
-    def validate_layers(self, value):
-        # context["warnings"]: where the hosted names mapped onto engines here are reported
-        return validate_layers(value, warnings=self.context.get("warnings"))
-
-    def validate(self, attrs):
-        if attrs.get("pipeline_mode", Pal.PipelineMode.FULL) == Pal.PipelineMode.FULL and "system_prompt" in attrs:
-            if not attrs["system_prompt"].strip():
-                raise serializers.ValidationError({"system_prompt": "is required in full pipeline mode"})
-        return attrs
-
-
-def _validated(data: dict[str, Any], *, partial: bool, warnings: list[str] | None = None) -> dict[str, Any]:
-    serializer = PalInputSerializer(data=normalise_names(data), partial=partial, context={"warnings": warnings})
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _resolve_face(account: Account | None, face_id: str | None):
@@ -134,10 +102,10 @@ def _apply(pal: Pal, values: dict[str, Any]) -> Pal:
 
 @transaction.atomic
 def pal_create(*, account: Account | None, data: dict[str, Any], warnings: list[str] | None = None) -> Pal:
-    """A new PAL. ``warnings``, when given, collects what was mapped onto this server's engines."""
-    values = _validated(data, partial=False, warnings=warnings)
+    """A new PAL from validated values (``pal_input``). ``warnings``, when given, collects the IPA
+    rules of its pronunciation dictionary that its TTS engine cannot pronounce."""
     pal = Pal(account=account)
-    return _pronunciation_warnings(_apply(pal, values), warnings)
+    return _pronunciation_warnings(_apply(pal, data), warnings)
 
 
 def pal_representation(pal: Pal, *, mask: bool = True) -> dict[str, Any]:
@@ -174,9 +142,10 @@ def _legacy_path(op: dict) -> dict:
 
 
 @transaction.atomic
-def pal_patch(*, pal: Pal, operations: Any, warnings: list[str] | None = None) -> Pal:
+def pal_patch(*, pal: Pal, operations: Any, validate: Validate, warnings: list[str] | None = None) -> Pal:
     """Apply an RFC 6902 JSON Patch atomically: any failing operation leaves the PAL unchanged.
-    ``warnings``, when given, collects what was mapped onto this server's engines."""
+    ``validate`` checks the patched document (``pal_input``); ``warnings``, when given, collects
+    pronunciation problems as ``pal_create`` does."""
     if pal.is_stock:
         raise NotFoundError("PAL not found")
     check_operations(operations, example='[{"op": "replace", "path": "/pal_name", "value": "Ada"}]')
@@ -188,8 +157,7 @@ def pal_patch(*, pal: Pal, operations: Any, warnings: list[str] | None = None) -
             raise ApplicationError(f"{read_only} cannot be changed")
         patched.pop(read_only, None)
     _keep_unchanged_secrets(document["layers"], patched.get("layers"))
-    values = _validated(patched, partial=False, warnings=warnings)
-    return _pronunciation_warnings(_apply(pal, values), warnings)
+    return _pronunciation_warnings(_apply(pal, validate(patched)), warnings)
 
 
 def _pronunciation_warnings(pal: Pal, warnings: list[str] | None) -> Pal:
@@ -207,8 +175,9 @@ def _keep_unchanged_secrets(old_layers: dict, new_layers: Any) -> None:
 
 
 @transaction.atomic
-def pal_update(*, pal: Pal, data: dict[str, Any]) -> Pal:
-    """Replace the given fields (a form or admin save)."""
+def pal_update(*, pal: Pal, data: dict[str, Any], validate: Validate) -> Pal:
+    """Replace the given fields (a form or admin save); ``validate`` checks the merged document
+    (``pal_input``)."""
     if pal.is_stock:
         raise NotFoundError("PAL not found")
     current = pal_representation(pal, mask=False)
@@ -216,11 +185,13 @@ def pal_update(*, pal: Pal, data: dict[str, Any]) -> Pal:
     merged.update(normalise_names(data))
     if isinstance(merged.get("layers"), dict):
         _keep_unchanged_secrets(current["layers"], merged["layers"])
-    return _apply(pal, _validated(merged, partial=False))
+    return _apply(pal, validate(merged))
 
 
 @transaction.atomic
-def pal_duplicate(*, pal: Pal, account: Account) -> Pal:
+def pal_duplicate(*, pal: Pal, account: Account, validate: Validate) -> Pal:
+    """A copy of ``pal`` owned by ``account`` (a face it cannot see is left out); ``validate``
+    checks the copy's document (``pal_input``)."""
     data = {k: v for k, v in pal_representation(pal, mask=False).items() if k in EDITABLE_FIELDS}
     data["pal_name"] = f"{pal.pal_name or pal.id} (copy)"[:200]
     if data.get("default_face_id"):
@@ -228,7 +199,7 @@ def pal_duplicate(*, pal: Pal, account: Account) -> Pal:
 
         if face_get_visible(account=account, face_id=data["default_face_id"]) is None:
             data["default_face_id"] = None
-    return pal_create(account=account, data=data)
+    return pal_create(account=account, data=validate(data))
 
 
 @transaction.atomic

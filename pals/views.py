@@ -2,8 +2,9 @@
 live helpers ("test connection" streams a short reply; "preview voice" returns a WAV), plus the
 perception coverage shown as awareness queries are typed.
 
-Views parse the form, call ``pals.services`` / ``conversations.services`` and render; every
-rule lives in those services (see ``pals.forms``).
+Views parse the form, check its values as the API checks a body (``pals.api.serializers``,
+``conversations.api.serializers``), call ``pals.services`` / ``conversations.services`` and
+render; every rule lives in those checks and services (see ``pals.forms``).
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError
 from faces.selectors import face_list
 from pals import selectors, services
+from pals.api.serializers import pal_input
 from pals.forms import PalEditorForm, TalkNowForm, service_error_items, voice_choices
 from conversations.realtime import frontdoor, layerspec
 from conversations.realtime.config import PipelineConfig
@@ -90,7 +92,7 @@ def pal_create(request: HttpRequest) -> HttpResponse:
         form = PalEditorForm(request.POST, faces=faces, account=request.user)
         if form.is_valid():
             try:
-                pal = services.pal_create(account=request.user, data=form.to_data())
+                pal = services.pal_create(account=request.user, data=pal_input(form.to_data()))
             except SERVICE_ERRORS as exc:
                 form.add_service_errors(exc)
             else:
@@ -115,7 +117,7 @@ def pal_edit(request: HttpRequest, pal_id: str) -> HttpResponse:
         form = PalEditorForm(request.POST, faces=faces, pal=pal)
         if form.is_valid():
             try:
-                pal = services.pal_update(pal=pal, data=form.to_data())
+                pal = services.pal_update(pal=pal, data=form.to_data(), validate=pal_input)
             except SERVICE_ERRORS as exc:
                 form.add_service_errors(exc)
             else:
@@ -131,7 +133,7 @@ def pal_edit(request: HttpRequest, pal_id: str) -> HttpResponse:
 def pal_duplicate(request: HttpRequest, pal_id: str) -> HttpResponse:
     pal = get_object_or_404(selectors.pal_list(account=request.user), pk=pal_id)
     try:
-        copy = services.pal_duplicate(pal=pal, account=request.user)
+        copy = services.pal_duplicate(pal=pal, account=request.user, validate=pal_input)
     except SERVICE_ERRORS as exc:
         messages.error(request, _message(exc))
         return redirect("web:pal_list")
@@ -153,6 +155,7 @@ def pal_delete(request: HttpRequest, pal_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def pal_talk(request: HttpRequest, pal_id: str) -> HttpResponse:
     """"Talk now": create a conversation for this PAL and open its page."""
+    from conversations.api.serializers import conversation_input
     from conversations.selectors import conversation_url
     from conversations.services import conversation_create
     from cvi_site.api import base_url
@@ -162,7 +165,8 @@ def pal_talk(request: HttpRequest, pal_id: str) -> HttpResponse:
     form = TalkNowForm(request.POST if request.method == "POST" else None, faces=faces, pal=pal)
     if request.method == "POST" and form.is_valid():
         try:
-            conversation = conversation_create(account=request.user, data=form.to_data(pal), base_url=base_url(request))
+            conversation = conversation_create(account=request.user, data=conversation_input(form.to_data(pal)),
+                                               base_url=base_url(request))
         except SERVICE_ERRORS as exc:
             for path, message in service_error_items(exc):
                 field = {"replica_id/face_id": "face_id", "face_id": "face_id",

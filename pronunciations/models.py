@@ -19,7 +19,7 @@ class PronunciationDictionary(models.Model):
                                 related_name="pronunciation_dictionaries")
     name = models.CharField(max_length=255)
     #: [{text, pronunciation, type alias|ipa, case_sensitive, word_boundaries}], validated by the API
-    #: (pronunciations.services.PronunciationRuleSerializer) and applied in this order
+    #: (pronunciations.api.PronunciationRuleSerializer) and applied in this order
     rules = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,99 +1,27 @@
-"""Writes for pronunciation dictionaries. The REST API and the admin come through here."""
+"""Writes for pronunciation dictionaries. The REST API and the admin come through here.
+
+A dictionary's name and rules are checked at the edge (``pronunciations.api``):
+``pronunciation_dictionary_create`` takes the validated values, ``pronunciation_dictionary_patch``
+is handed that check as ``validate`` for the patched document. A broken rule is a
+``cvi_site.domain`` error.
+"""
 from __future__ import annotations
 
 import copy
 from typing import Any
 
 from django.db import transaction
-from rest_framework import serializers
 
-from conversations.realtime import pronounce
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import ApplicationError, Validate
 from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
-from cvi_site.serializers import StrictSerializer
 from pronunciations.models import PronunciationDictionary
 
 
-class JSONBooleanField(serializers.BooleanField):
-    """true or false, as JSON writes them (not "yes", 1 or "true": the schema says boolean)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class PronunciationRuleSerializer(StrictSerializer):
-    """One rule (hosted shape); ``case_sensitive`` and ``word_boundaries`` as the hosted defaults."""
-
-    not_object_message = "each rule must be an object"
-    text = serializers.CharField(max_length=pronounce.MAX_TEXT_LENGTH,
-                                 help_text="The written word or phrase to match.")
-    pronunciation = serializers.CharField(
-        max_length=pronounce.MAX_PRONUNCIATION_LENGTH,
-        help_text="alias: the text to say instead; ipa: the IPA transcription (e.g. ˈbɑju).")
-    type = serializers.ChoiceField(pronounce.RULE_TYPES, help_text="alias (say other text) or ipa (say these phonemes).")
-    case_sensitive = JSONBooleanField(required=False, default=False)
-    word_boundaries = JSONBooleanField(required=False, default=True,
-                                               help_text="Match whole words only (default true).")
-
-    def validate_text(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("must not be empty")
-        return value.strip()
-
-    def validate(self, attrs):
-        if attrs["type"] == "ipa":
-            problem = pronounce.ipa_problem(attrs["pronunciation"])
-            if problem:
-                raise serializers.ValidationError({"pronunciation": problem})
-        elif not attrs["pronunciation"].strip():
-            raise serializers.ValidationError({"pronunciation": "must not be empty"})
-        attrs["pronunciation"] = attrs["pronunciation"].strip()
-        return attrs
-
-
-class PronunciationRulesField(serializers.ListField):
-    child = PronunciationRuleSerializer()
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_length=pronounce.MAX_RULES, **kwargs)
-
-    def to_internal_value(self, data):
-        rules = super().to_internal_value(data)
-        seen: dict[str, int] = {}
-        for i, rule in enumerate(rules):
-            key = rule["text"] if rule["case_sensitive"] else rule["text"].casefold()
-            if key in seen:
-                raise serializers.ValidationError(
-                    {i: {"text": [f"{rule['text']!r} is already the text of rule {seen[key]}: duplicate texts are "
-                                  "not allowed"]}})
-            seen[key] = i
-        return [dict(r) for r in rules]
-
-
-class PronunciationDictionaryInputSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=pronounce.MAX_NAME_LENGTH,
-                                 help_text=f"Name of the dictionary (≤ {pronounce.MAX_NAME_LENGTH} characters).")
-    rules = PronunciationRulesField(required=False, help_text=f"The rules (at most {pronounce.MAX_RULES}); texts must differ.")
-
-    def validate_name(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("must not be empty")
-        return value.strip()
-
-
-def _validated(data: Any) -> dict[str, Any]:
-    serializer = PronunciationDictionaryInputSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 @transaction.atomic
-def pronunciation_dictionary_create(*, account: Account, data: Any) -> PronunciationDictionary:
-    values = _validated(data)
-    dictionary = PronunciationDictionary(account=account, name=values["name"], rules=values.get("rules", []))
+def pronunciation_dictionary_create(*, account: Account, data: dict[str, Any]) -> PronunciationDictionary:
+    """A new dictionary from the validated values (``pronunciation_dictionary_input``)."""
+    dictionary = PronunciationDictionary(account=account, name=data["name"], rules=data.get("rules", []))
     dictionary.full_clean()
     dictionary.save()
     return dictionary
@@ -105,10 +33,11 @@ def pronunciation_dictionary_document(dictionary: PronunciationDictionary) -> di
 
 
 @transaction.atomic
-def pronunciation_dictionary_patch(*, dictionary: PronunciationDictionary, operations: Any) -> PronunciationDictionary:
+def pronunciation_dictionary_patch(*, dictionary: PronunciationDictionary, operations: Any,
+                                   validate: Validate) -> PronunciationDictionary:
     """Apply an RFC 6902 JSON Patch to ``/name`` and ``/rules`` atomically: a failing operation,
-    or a result that is not a valid dictionary, leaves it unchanged. PALs linking it speak with
-    the new rules from their next call on."""
+    or a result that is not a valid dictionary (``validate``: ``pronunciation_dictionary_input``),
+    leaves it unchanged. PALs linking it speak with the new rules from their next call on."""
     check_operations(operations, example='[{"op": "replace", "path": "/name", "value": "Brand terms"}]')
     for i, op in enumerate(operations):
         if not isinstance(op, dict):
@@ -120,7 +49,7 @@ def pronunciation_dictionary_patch(*, dictionary: PronunciationDictionary, opera
                                        "inside /rules) can be changed")
     dictionary = PronunciationDictionary.objects.select_for_update().get(pk=dictionary.pk)
     patched = apply_operations(pronunciation_dictionary_document(dictionary), operations)
-    values = _validated(patched)
+    values = validate(patched)
     dictionary.name = values["name"]
     dictionary.rules = values.get("rules", [])
     dictionary.full_clean()

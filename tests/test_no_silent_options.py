@@ -94,8 +94,8 @@ REFUSED: dict[str, object] = {
 #: the modules the layer spec's ``consumer`` texts name
 CONSUMER_MODULES = {
     "config": "conversations.realtime.config", "frontdoor": "conversations.realtime.frontdoor",
-    "perception.monitor": "conversations.realtime.perception.monitor",
-    "perception.vision_llm": "conversations.realtime.perception.monitor",
+    "perception.options": "conversations.realtime.perception.options",
+    "perception.vision_llm": "conversations.realtime.perception.options",
     "session": "conversations.live.perception", "engines.azure_speech": "conversations.realtime.engines.azure_speech",
 }
 #: editor fields that are not API fields of their own: the LLM model shown as a source and two

@@ -9,9 +9,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from conversations import selectors, services
+from conversations.api.serializers import ConversationInputSerializer, conversation_input
 from conversations.models import Conversation
 from cvi_site.api import AccountScopedViewSet, base_url, bool_param, paginate
-from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.domain import ApplicationError, NotFoundError
 from cvi_site.parsers import DepthLimitedJSONParser
 
 
@@ -135,9 +136,10 @@ class ConversationViewSet(AccountScopedViewSet):
         qs = selectors.conversation_list(account=request.user, status=state or None)
         return paginate(request, qs, lambda c: render_conversation(c, request))
 
-    @extend_schema(request=services.ConversationInputSerializer, responses={200: ConversationCreatedSerializer})
+    @extend_schema(request=ConversationInputSerializer, responses={200: ConversationCreatedSerializer})
     def create(self, request):
-        conversation = services.conversation_create(account=request.user, data=request.data, base_url=base_url(request))
+        conversation = services.conversation_create(account=request.user, data=conversation_input(request.data),
+                                                    base_url=base_url(request))
         return Response(render_conversation(conversation, request, created=True))
 
     @extend_schema(parameters=[OpenApiParameter("verbose", bool)], responses=ConversationOutputSerializer)

@@ -9,19 +9,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from conversations.realtime.events import REPLICA_STARTED, REPLICA_STOPPED, USER_STARTED, USER_STOPPED
-from conversations.realtime.perception.monitor import PERCEPTION_ANALYSIS
+from conversations.realtime.events import (Event, PerceptionAnalysis, ReplicaStartedSpeaking, ReplicaStoppedSpeaking,
+                                           UserStartedSpeaking, UserStoppedSpeaking)
 
 logger = logging.getLogger(__name__)
 #: spoken when the user comes back into view (perception layer: pause_when_absent)
 WELCOME_BACK = "Welcome back!"
 
 
-def create_monitor(config: Any, emit: Callable[[str, dict[str, Any]], None], conversation_id: str):  # noqa: ANN001, ANN201, ANN401
+def create_monitor(config: Any, emit: Callable[[Event], None], conversation_id: str):  # noqa: ANN001, ANN201, ANN401
     """The PAL's perception monitor (call it in a thread: the first one imports MediaPipe).
     None when perception is off, the call is audio-only, or it cannot start (the call then goes
     on without it)."""
@@ -51,19 +52,17 @@ class PerceptionPolicy:
     def attach(self, pipeline: Any) -> None:  # noqa: ANN401
         self.pipeline = pipeline
 
-    def emit(self, event_type: str, properties: dict[str, Any]) -> None:
-        """Perception events go out with the pipeline's envelope (seq, turn_idx, timestamp)."""
+    def emit(self, event: Event) -> None:
+        """Perception events go out through the pipeline's emitter, in the current turn."""
         if self.pipeline is None:
             return
-        self.pipeline.events.emit(event_type, properties, turn_idx=self.pipeline.turns.value,
-                                  message_type="system" if event_type.startswith("system.") else "conversation")
+        self.pipeline.events.emit(dataclasses.replace(event, turn_idx=self.pipeline.turns.value))
 
-    def on_pipeline_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event_type")
-        if kind in (USER_STARTED, USER_STOPPED):
-            self.monitor.set_user_speaking(kind == USER_STARTED)
-        elif kind in (REPLICA_STARTED, REPLICA_STOPPED):
-            self.monitor.set_replica_speaking(kind == REPLICA_STARTED)
+    def on_pipeline_event(self, event: Event) -> None:
+        if isinstance(event, (UserStartedSpeaking, UserStoppedSpeaking)):
+            self.monitor.set_user_speaking(isinstance(event, UserStartedSpeaking))
+        elif isinstance(event, (ReplicaStartedSpeaking, ReplicaStoppedSpeaking)):
+            self.monitor.set_replica_speaking(isinstance(event, ReplicaStartedSpeaking))
 
     def _on_change(self, change: Any) -> None:  # noqa: ANN401
         monitor, pipeline = self.monitor, self.pipeline
@@ -92,5 +91,5 @@ class PerceptionPolicy:
             logger.exception("perception analysis failed")
             return ""
         if analysis:
-            self.emit(PERCEPTION_ANALYSIS, {"analysis": analysis})
+            self.emit(PerceptionAnalysis(analysis=analysis))
         return analysis or ""

@@ -1,22 +1,23 @@
 """A call's recording (``properties.enable_recording``): started with the session, fed every
 participant's microphone and (through the media pump) the reply's audio and face video, and when
-the call ends closed, stored through the event sink, or its failure reported as a ``system.error``."""
+the call ends closed, stored through the event store, or its failure reported as a ``system.error``."""
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
+
+from conversations.realtime.events import ErrorOccurred, Event
 
 logger = logging.getLogger(__name__)
 
 
 class SessionRecording:
     def __init__(self, conversation_id: str, video_size: tuple[int, int] | None, *, store: Any,
-                 base_url: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+                 base_url: str, on_event: Callable[[Event], Any]) -> None:
         from conversations.realtime.recorder import CallRecorder
         from conversations.services import recording_path_for
 
@@ -34,10 +35,8 @@ class SessionRecording:
         recording = await asyncio.to_thread(self.recorder.close)
         if recording is None:
             if self.recorder.error:
-                self._on_event({"message_type": "system", "event_type": "system.error",
-                                "conversation_id": self.conversation_id, "timestamp": time.time(),
-                                "properties": {"engine": "recorder",
-                                               "message": f"the recording failed: {self.recorder.error}"}})
+                self._on_event(ErrorOccurred(reason=f"the recording failed: {self.recorder.error}",
+                                             engine="recorder", code="recording_failed"))
             return
         logger.info("recording %s: %.1f s, %d bytes", recording.path.name, recording.duration_s, recording.size_bytes)
         try:

@@ -2,18 +2,18 @@
 
 ``EventStore`` is implemented over ``conversations.services`` (synchronous: the session calls it
 through ``database_sync_to_async``, from one writer task, so the transcript keeps its order).
-It turns the pipeline's events into what the API shows: utterances with their latency record,
+It turns the pipeline's typed events into what the API shows: utterances with their latency record,
 the event log, the start and end of the call, the recording and the perception analysis.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from conversations.realtime.events import REPLICA_STOPPED, TURN_METRICS, UTTERANCE, UTTERANCE_STREAMING
+from conversations.realtime.events import (Event, PerceptionToolCall, ReplicaStoppedSpeaking, TurnMetricsReady,
+                                           Utterance, UtteranceStreaming)
 
-#: events not stored as they happen (captions are too many; metrics are stored on their turn)
-NOT_STORED = {UTTERANCE_STREAMING, TURN_METRICS}
-PERCEPTION_TOOL_CALL = "conversation.perception_tool_call"
+#: events not in the event log (captions are too many; latency records are stored on their turn)
+NOT_STORED = (UtteranceStreaming, TurnMetricsReady)
 
 
 class EventStore:
@@ -22,7 +22,8 @@ class EventStore:
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
         #: latency records by inference id, and how each replica turn stopped, until its utterance
-        self._metrics: dict[Any, dict] = {}
+        self._metrics: dict[str, dict[str, Any]] = {}
+        self._stopped: dict[str, ReplicaStoppedSpeaking] = {}
 
     def _conversation(self):  # noqa: ANN202 - a Conversation or None
         from conversations.models import Conversation
@@ -63,43 +64,47 @@ class EventStore:
 
         conversation_set_perception_analysis(conversation_id=self.conversation_id, analysis=analysis)
 
-    def store_event(self, event: dict[str, Any], seconds: float) -> None:
+    def store_event(self, event: Event, seconds: float) -> None:
         """One pipeline event, ``seconds`` after the call started."""
         from conversations import services
 
-        event_type = event.get("event_type", "")
-        props = event.get("properties") or {}
-        if event_type == PERCEPTION_TOOL_CALL:
-            # camera frames are never stored (no recording): keep how many there were
-            props = {**{k: v for k, v in props.items() if k != "frames"}, "frames_count": len(props.get("frames") or ())}
-        inference_id = event.get("inference_id") or ""
-        metrics = self._metrics
-        if event_type == TURN_METRICS:
-            record = dict(props)
-            metrics[inference_id] = record
+        inference_id = event.inference_id or ""
+        if isinstance(event, TurnMetricsReady):  # stored on its turn, not in the event log
+            record = event.metrics.as_dict()
+            self._metrics[inference_id] = record
             services.utterance_set_latency(conversation_id=self.conversation_id, inference_id=inference_id,
                                            latency=record)
             return
-        if event_type == REPLICA_STOPPED:
+        if isinstance(event, ReplicaStoppedSpeaking):
             # The replica's utterance follows with the same inference id; keep how it ended.
-            metrics[("stopped", inference_id)] = props
-        if event_type == UTTERANCE and (props.get("speech") or "").strip():
-            role = "assistant" if props.get("role") in ("replica", "assistant") else "user"
-            stopped = metrics.pop(("stopped", inference_id), {}) if role == "assistant" else {}
-            duration = stopped.get("duration")
-            services.utterance_record(
-                conversation_id=self.conversation_id, role=role, content=props.get("speech", "") or "",
-                inference_id=inference_id, turn_idx=int(event.get("turn_idx") or 0),
-                seconds_from_start=max(0.0, seconds - (duration or 0.0)), duration=duration,
-                interrupted=bool(stopped.get("interrupted")), visual_context=props.get("visual_context") or "",
-                latency=metrics.get(inference_id, {}) if role == "assistant" else {},
-            )
-        if event_type in NOT_STORED:
+            self._stopped[inference_id] = event
+        if isinstance(event, Utterance) and event.speech.strip():
+            self._store_utterance(event, seconds)
+        if isinstance(event, NOT_STORED):
             return
+        props = event.properties()
+        if isinstance(event, PerceptionToolCall):
+            # camera frames are never stored (no recording): keep how many there were
+            props = {**{k: v for k, v in props.items() if k != "frames"}, "frames_count": len(event.frames)}
         conv = self._conversation()
         if conv is None:
             return
         services.event_record(
-            conversation=conv, message_type=event.get("message_type", "conversation"), event_type=event_type,
+            conversation=conv, message_type=event.message_type, event_type=event.name,
             properties={**props, **({"inference_id": inference_id} if inference_id else {})},
+        )
+
+    def _store_utterance(self, event: Utterance, seconds: float) -> None:
+        from conversations import services
+
+        inference_id = event.inference_id or ""
+        assistant = event.role in ("replica", "assistant")
+        stopped = self._stopped.pop(inference_id, None) if assistant else None
+        duration = stopped.duration if stopped is not None else None
+        services.utterance_record(
+            conversation_id=self.conversation_id, role="assistant" if assistant else "user", content=event.speech,
+            inference_id=inference_id, turn_idx=int(event.turn_idx or 0),
+            seconds_from_start=max(0.0, seconds - (duration or 0.0)), duration=duration,
+            interrupted=bool(stopped is not None and stopped.interrupted), visual_context=event.visual_context,
+            latency=self._metrics.get(inference_id, {}) if assistant else {},
         )

@@ -13,9 +13,14 @@ What the bridge (``ConversationSession``) and the transport use::
 
 Chain (full mode)::
 
-    mic -> UserTurnProcessor (VAD, turn-taking, STT, barge-in)
-        -> LLMProcessor (context + streaming LLM) -> TTSProcessor (phrases -> speech)
-        -> AudioOutputProcessor (playout, pulled by the transport) -> renderer
+    mic -> [noise suppressor: voice_isolation] -> UserTurnProcessor (VAD, turn-taking, STT,
+        barge-in, wake gate) -> LLMProcessor (context + streaming LLM; objectives' steering note)
+        -> [GuardrailProcessor: the PAL's guardrails] -> TTSProcessor (phrases -> speech;
+        emotion tags, pronunciations) -> AudioOutputProcessor (playout, pulled by the
+        transport) -> renderer
+
+Beside the chain: ObjectiveRunner (objectives.py: the evaluator after each reply) and
+IdleEngagement (idle.py: polled as the transport pulls audio).
 
 In ``echo`` mode the LLM stage is absent and the microphone only drives the
 ``user.started/stopped_speaking`` events (as in the hosted product, speech neither makes
@@ -23,16 +28,16 @@ turns nor interrupts there): the client speaks through ``conversation.echo``.
 
 The pipeline does not own its engines (they are process-wide and shared): a per-session
 engine such as a remote ``OpenAILLM`` is closed by whoever made it, after ``close()``.
-Events go to ``event_sink`` synchronously, from the event loop; the sink must not block
-(queue them). The latency record of each reply arrives as an event with
-``message_type == "metrics"`` (``conversation.turn_metrics``) and through
-``on_turn_metrics``; ``turn_metrics`` keeps the recent ones.
+Typed events (events.py) go to ``event_sink`` synchronously, from the event loop; the sink
+must not block (queue them). The latency record of each reply arrives as a
+``TurnMetricsReady`` event and through ``on_turn_metrics``; ``turn_metrics`` keeps the recent
+ones.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from . import protocol
+from .actions import PipelineActions
 from .audio import StreamResampler, to_float32_mono
 from .clock import Clock, SystemClock
 from .config import PipelineConfig
@@ -55,30 +61,18 @@ from .engines.base import (
     VoiceActivityDetector,
     VoiceOptions,
 )
-from .emotion import EMOTION_NOTE, strip_tags
-from .events import (RAG_OBSERVABILITY, USER_STARTED, UTTERANCE, UTTERANCE_STREAMING, EventEmitter, EventSink,
-                     MetricsBook, TurnMetrics)
+from .emotion import EMOTION_NOTE
+from .events import (Event, EventEmitter, EventSink, MetricsBook, RagObservability, TurnMetrics, TurnMetricsReady,
+                     UserStartedSpeaking, Utterance)
 from .guardrails import GuardrailChecker, GuardrailProcessor, rules_note
 from .objectives import ObjectiveRunner
-from .frames import (
-    DataFrame,
-    InputAudioFrame,
-    InterruptionFrame,
-    LLMRunFrame,
-    LLMTextFrame,
-    OutputAudioFrame,
-    ReplyEndFrame,
-    ReplyKind,
-    ReplyStartFrame,
-    TurnCommitFrame,
-    UserTranscriptFrame,
-)
+from .frames import InputAudioFrame
 from .output import AudioOutputProcessor
 from .processors import FrameProcessor, Pipeline, cancel_and_wait
-from .protocol import ProtocolError
 from .segmenter import SAMPLE_RATE
 from .stages import LLMProcessor, TTSProcessor
-from .turn_taking import TurnCounter, UserTurnProcessor
+from .turn_policy import TurnCounter
+from .turn_taking import UserTurnProcessor
 from .idle import IdleEngagement
 from .wake import WakeGate
 
@@ -86,12 +80,6 @@ logger = logging.getLogger(__name__)
 
 #: the mic is treated as silent once no audio arrived for this long (muted tab, DTX)
 INPUT_GAP_S = 0.3
-#: enable_dynamic_greeting: what the LLM is asked (after the prompt, never kept in the history)
-DYNAMIC_GREETING_REQUEST = ("(The call has just started and the person has joined. Greet them now in one or two "
-                            "short spoken sentences that fit your role and what you know about this conversation. "
-                            "Reply with the greeting only.)")
-DYNAMIC_GREETING_TIMEOUT_S = 20.0
-DYNAMIC_GREETING_MAX_TOKENS = 60
 
 
 @dataclass
@@ -111,8 +99,9 @@ class EngineBundle:
     embedder: Any = None
 
 
-class ConversationPipeline:
-    """One conversation's realtime pipeline. Use from one event loop."""
+class ConversationPipeline(PipelineActions):
+    """One conversation's realtime pipeline. Use from one event loop. Its actions (say, echo,
+    respond, interrupt, tool results …) are in actions.py."""
 
     def __init__(
         self,
@@ -230,33 +219,6 @@ class ConversationPipeline:
         elif self.config.dynamic_greeting and self.llm is not None:
             self._spawn(self._dynamic_greeting(), "dynamic_greeting")
 
-    async def _dynamic_greeting(self) -> None:
-        """enable_dynamic_greeting: the LLM writes the opening line from the prompt and the
-        conversational context, then it is spoken the way custom_greeting is (never
-        interruptible). Skipped if the person spoke first or the LLM fails (an error event)."""
-        messages = self.context.messages() + [{"role": "user", "content": DYNAMIC_GREETING_REQUEST}]
-        parts: list[str] = []
-        stream = self.engines.llm.stream(messages, max_tokens=DYNAMIC_GREETING_MAX_TOKENS,
-                                         temperature=self.config.llm.temperature)
-        try:
-            async with asyncio.timeout(DYNAMIC_GREETING_TIMEOUT_S):
-                async for delta in stream:
-                    if delta.text:
-                        parts.append(delta.text)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - no greeting; the call goes on
-            logger.warning("[%s] dynamic greeting failed: %s", self.conversation_id, exc)
-            self.events.error(f"dynamic greeting failed: {exc}", engine=getattr(self.engines.llm, "name", "llm"))
-            return
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        text = "".join(parts).strip()
-        if text and self.turns.value == 0 and not self._closed:
-            await self.say(text, kind="greeting", interruptible=False)
-
     async def close(self) -> None:
         """Stop everything this pipeline owns: tasks, queues, engine calls in flight."""
         if self._closed:
@@ -341,140 +303,6 @@ class ConversationPipeline:
         Raises ProtocolError."""
         await protocol.handle_client_message(self, message)
 
-    # ------------------------------------------------------------------ actions
-    def _new_reply(self, *, turn_idx: int, inference_id: str | None = None) -> tuple[int, str]:
-        return self.turns.next_reply_id(), inference_id or uuid.uuid4().hex
-
-    async def _push_reply_frames(self, frames: list[Any]) -> None:
-        for f in frames:
-            await self._reply_entry.queue_frame(f)
-
-    async def say(self, text: str, *, kind: ReplyKind = "echo", interruptible: bool = True,
-                  inference_id: str | None = None) -> int:
-        """Speak ``text`` as is (greeting, scripted speech); it enters the history."""
-        turn_idx = self.turns.value
-        reply_id, inference_id = self._new_reply(turn_idx=turn_idx, inference_id=inference_id)
-        self.context.add_assistant(reply_id, strip_tags(text))  # emotion tags are for the voice only
-        await self._push_reply_frames([
-            TurnCommitFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx, text=""),
-            ReplyStartFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx,
-                            kind=kind, interruptible=interruptible),
-            LLMTextFrame(reply_id=reply_id, text=text),
-            ReplyEndFrame(reply_id=reply_id),
-        ])
-        return reply_id
-
-    async def echo_text(self, text: str, *, inference_id: str | None = None, done: bool = True) -> None:
-        """``conversation.echo`` (text): speak it; pieces with one inference_id stream."""
-        reply_id, new = await self._echo_reply(inference_id)
-        frames: list[DataFrame] = []
-        if text:
-            self._echo_text.setdefault(reply_id, []).append(text)
-            frames.append(LLMTextFrame(reply_id=reply_id, text=text))
-        if done:
-            frames.append(ReplyEndFrame(reply_id=reply_id))
-            self._close_echo(inference_id, reply_id)
-        await self._push_reply_frames(frames)
-
-    async def echo_audio(self, pcm: np.ndarray, sample_rate: int, *, inference_id: str | None = None,
-                         done: bool = True) -> None:
-        """``conversation.echo`` (audio): play int16 PCM as is."""
-        reply_id, _ = await self._echo_reply(inference_id)
-        frames: list[DataFrame] = []
-        if len(pcm):
-            frames.append(OutputAudioFrame(reply_id=reply_id, pcm=np.asarray(pcm, np.int16),
-                                           sample_rate=sample_rate))
-        if done:
-            frames.append(ReplyEndFrame(reply_id=reply_id))
-            self._close_echo(inference_id, reply_id)
-        await self._push_reply_frames(frames)
-
-    async def _echo_reply(self, inference_id: str | None) -> tuple[int, bool]:
-        if inference_id and inference_id in self._open_echo:
-            return self._open_echo[inference_id][0], False
-        turn_idx = self.turns.value
-        reply_id, iid = self._new_reply(turn_idx=turn_idx, inference_id=inference_id)
-        if inference_id:
-            self._open_echo[inference_id] = (reply_id, "echo")
-        await self._push_reply_frames([
-            TurnCommitFrame(reply_id=reply_id, inference_id=iid, turn_idx=turn_idx, text=""),
-            ReplyStartFrame(reply_id=reply_id, inference_id=iid, turn_idx=turn_idx, kind="echo",
-                            interruptible=True),
-        ])
-        return reply_id, True
-
-    def _close_echo(self, inference_id: str | None, reply_id: int) -> None:
-        if inference_id:
-            self._open_echo.pop(inference_id, None)
-        text = strip_tags(" ".join(self._echo_text.pop(reply_id, [])).strip())
-        if text:
-            self.context.add_assistant(reply_id, text)
-
-    async def respond(self, text: str, *, inference_id: str | None = None) -> int:
-        """``conversation.respond``: answer ``text`` as if the user had said it."""
-        if self.echo_mode or self.llm is None:
-            raise ProtocolError("conversation.respond needs pipeline_mode full")
-        if self.output.replica_active and self.output.replica_interruptible:
-            await self.interrupt()
-        turn_idx = self.turns.advance()
-        reply_id, inference_id = self._new_reply(turn_idx=turn_idx, inference_id=inference_id)
-        self.metrics.open(reply_id, inference_id, turn_idx, source="respond")
-        self.metrics.mark(reply_id, "turn_decided")
-        self.metrics.mark(reply_id, "transcript_final")
-        self.events.emit(UTTERANCE_STREAMING, {"role": "user", "speech": text, "final": True,
-                                               "is_interrupted": False},
-                         inference_id=inference_id, turn_idx=turn_idx)
-        self.events.emit(UTTERANCE, {"role": "user", "speech": text},
-                         inference_id=inference_id, turn_idx=turn_idx)
-        await self._push_reply_frames([
-            TurnCommitFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx, text=text),
-            UserTranscriptFrame(reply_id=reply_id, text=text, inference_id=inference_id,
-                                turn_idx=turn_idx),
-        ])
-        return reply_id
-
-    async def interrupt(self) -> bool:
-        """``conversation.interrupt``: stop the replica now (not the greeting). Returns
-        whether anything was interrupted."""
-        if not self.output.replica_active or not self.output.replica_interruptible:
-            return False
-        # through the user side too: a speculative reply it holds is flushed downstream
-        await self.user.queue_frame(InterruptionFrame(reason="client"))
-        return True
-
-    def set_sensitivity(self, *, pause: Any = None, interrupt: Any = None) -> None:
-        """``conversation.sensitivity``: override the pause / interrupt sensitivity."""
-        try:
-            flow = self.user.flow.with_sensitivity(pause=pause, interrupt=interrupt)
-        except ValueError as exc:
-            raise ProtocolError(str(exc)) from None
-        self.user.set_flow(flow)
-
-    async def tool_result(self, tool_call_id: Any, output: Any, *, status: str = "") -> int | None:
-        """``conversation.tool_result``: add it to the history as a tool message; once every
-        tool call of that reply has its result, the LLM goes on from there."""
-        if not isinstance(tool_call_id, str) or not tool_call_id:
-            raise ProtocolError("conversation.tool_result needs properties.tool_call_id")
-        if self.llm is None:
-            raise ProtocolError("conversation.tool_result needs pipeline_mode full")
-        if not self.context.has_tool_call(tool_call_id):
-            raise ProtocolError(f"unknown tool_call_id: {tool_call_id}")
-        if self.context.has_tool_result(tool_call_id):
-            raise ProtocolError(f"tool_call_id {tool_call_id} already has a result")
-        if output is None:
-            output = ""
-        self.context.add_tool_result(tool_call_id, output, status)
-        if self.context.unanswered_tool_calls(tool_call_id):
-            return None
-        turn_idx = self.turns.value
-        reply_id, inference_id = self._new_reply(turn_idx=turn_idx)
-        self.metrics.open(reply_id, inference_id, turn_idx, source="tool_result")
-        await self._push_reply_frames([
-            TurnCommitFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx, text=""),
-            LLMRunFrame(reply_id=reply_id, inference_id=inference_id, turn_idx=turn_idx),
-        ])
-        return reply_id
-
     # ------------------------------------------------------------------ state
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -502,44 +330,40 @@ class ConversationPipeline:
     def _visual_context(self, reply_id: int) -> str:
         return self.context.visual_context_for(reply_id) if self.context.visual_context_provider else ""
 
-    def _dispatch_event(self, event: dict[str, Any]) -> None:
+    def _dispatch_event(self, event: Event) -> None:
         if self.objectives is not None:
-            kind = event.get("event_type")
-            if kind == USER_STARTED:
+            if isinstance(event, UserStartedSpeaking):
                 self.objectives.user_speaking()
-            elif kind == UTTERANCE and (event.get("properties") or {}).get("role") != "user":
+            elif isinstance(event, Utterance) and event.role != "user":
                 self.objectives.reply_done()
-        if (event.get("event_type") == UTTERANCE and self.context.visual_context_provider is not None
-                and (event.get("properties") or {}).get("role") == "user"):
-            reply_id = self.metrics.reply_for(event.get("inference_id"))
+        user_turn = isinstance(event, Utterance) and event.role == "user"
+        if user_turn and self.context.visual_context_provider is not None:
+            reply_id = self.metrics.reply_for(event.inference_id)
             visual = self.context.visual_context_for(reply_id) if reply_id is not None else ""
             if visual:
-                event["properties"]["visual_context"] = visual
+                event = dataclasses.replace(event, visual_context=visual)
         if self._user_sink is not None:
             self._user_sink(event)
-        if (event.get("event_type") == UTTERANCE and self.context.knowledge_provider is not None
-                and (event.get("properties") or {}).get("role") == "user"):
+        if user_turn and self.context.knowledge_provider is not None:
             self._report_retrieval(event)
-        if event.get("message_type") == "metrics" and self._on_turn_metrics is not None:
-            done = self.metrics.done
-            if done:
-                try:
-                    self._on_turn_metrics(done[-1])
-                except Exception:  # noqa: BLE001
-                    logger.exception("[%s] on_turn_metrics failed", self.conversation_id)
+        if isinstance(event, TurnMetricsReady) and self._on_turn_metrics is not None:
+            try:
+                self._on_turn_metrics(event.metrics)
+            except Exception:  # noqa: BLE001
+                logger.exception("[%s] on_turn_metrics failed", self.conversation_id)
 
-    def _report_retrieval(self, utterance: dict[str, Any]) -> None:
+    def _report_retrieval(self, utterance: Utterance) -> None:
         """``conversation.rag.observability``: which passages the user's turn was answered with."""
-        reply_id = self.metrics.reply_for(utterance.get("inference_id"))
+        reply_id = self.metrics.reply_for(utterance.inference_id)
         if reply_id is None or reply_id in self._rag_reported:
             return
         self._rag_reported.add(reply_id)
-        found = self.context.knowledge_for(reply_id, utterance["properties"].get("speech", ""))
+        found = self.context.knowledge_for(reply_id, utterance.speech)
         if found is None:
             return
-        self.events.emit(RAG_OBSERVABILITY, {"strategy": found.strategy, "retrieval_ms": round(found.ms, 1),
-                                             "chunks": list(found.passages)},
-                         inference_id=utterance.get("inference_id"), turn_idx=utterance.get("turn_idx"))
+        self.events.emit(RagObservability(strategy=found.strategy, retrieval_ms=round(found.ms, 1),
+                                          chunks=list(found.passages), inference_id=utterance.inference_id,
+                                          turn_idx=utterance.turn_idx))
 
     def _on_processor_error(self, processor: FrameProcessor, exc: BaseException, frame: Any) -> None:
         self.events.error(f"internal error in {processor.name}: {type(exc).__name__}",

@@ -3,7 +3,7 @@
 :func:`assess_completeness` is the cheap smart-turn check on the words alone: a transcript
 ending on a comma, dash or ellipsis, or (English) on a conjunction, preposition, article or
 filler ("and", "to the", "um"), is unfinished; a question, or a statement of 3+ words ending
-with a full stop on a content word, is finished; anything else is neutral (turn_taking.py's
+with a full stop on a content word, is finished; anything else is neutral (turn_policy.py's
 :func:`judge_turn` weighs it against the end-of-turn model). :func:`count_content_words`
 counts the words that are not backchannels ("mm-hm", "yeah", "I see"): only those make
 speech over the replica an interruption. :func:`clean_transcript`, :func:`join_text` and

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .engines.base import LanguageModel
+from .events import Event, GuardrailTriggered
 from .frames import (CancelFrame, Frame, InterruptionFrame, LLMTextFrame, ReplyEndFrame, ReplyStartFrame,
                      TextFrame, TurnDiscardFrame)
 from .phrases import PhraseSplitter
@@ -41,9 +42,6 @@ from .structured import complete_json
 
 logger = logging.getLogger(__name__)
 
-GUARDRAIL_TRIGGERED = "conversation.guardrail.triggered"
-#: the message type of an event kept from the client (stored and sent to webhooks only)
-INTERNAL = "internal"
 SAFE_LINE = "Sorry, that is something I can't talk about. Is there anything else I can help you with?"
 _NONE = "none"
 
@@ -224,7 +222,7 @@ class GuardrailProcessor(FrameProcessor):
     reply is dropped. A reply is so never held longer than its first sentence and that sentence's
     check (the prefilter usually clears it in ~20 ms), and nothing that breaks a rule is spoken."""
 
-    def __init__(self, *, checker: GuardrailChecker, emit: Callable[..., Any],
+    def __init__(self, *, checker: GuardrailChecker, emit: Callable[[Event], Any],
                  visual: Callable[[int], str], replace_reply: Callable[[int, str], None]) -> None:
         super().__init__(name="guardrails")
         self.checker = checker
@@ -288,11 +286,10 @@ class GuardrailProcessor(FrameProcessor):
             logger.warning("guardrail check got no answer; the sentence goes out unchecked")
         for rule, role, reason in verdict.broken:
             reply.broken.append((rule, role, reason))
-            self._emit(GUARDRAIL_TRIGGERED,
-                       {"guardrail": rule.name, "guardrail_uuid": rule.uuid, "reason": reason, "role": role,
-                        "modality": rule.modality, "check_ms": round(verdict.ms, 1)},
-                       inference_id=start.inference_id, turn_idx=start.turn_idx,
-                       message_type="conversation" if rule.app_message else INTERNAL)
+            self._emit(GuardrailTriggered(
+                guardrail=rule.name, guardrail_uuid=rule.uuid, reason=reason, role=role, modality=rule.modality,
+                check_ms=round(verdict.ms, 1), app_message=rule.app_message,
+                inference_id=start.inference_id, turn_idx=start.turn_idx))
         await self._start(reply)
         if verdict.reply_blocked:
             reply.blocked = True

@@ -34,7 +34,8 @@ from .events import MetricsBook
 from .frames import LLMRunFrame, TurnCommitFrame
 from .output import AudioOutputProcessor
 from .processors import FrameProcessor
-from .turn_taking import TurnCounter, UserTurnProcessor
+from .turn_policy import TurnCounter
+from .turn_taking import UserTurnProcessor
 from .wake import WakeGate
 
 logger = logging.getLogger(__name__)

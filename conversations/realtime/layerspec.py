@@ -254,20 +254,20 @@ OPTIONS: tuple[Option, ...] = (
        "Hosted names raven-0/raven-1/basic mean `mediapipe`.",
        default="mediapipe", choices=("mediapipe", "vision-llm", "off"),
        aliases=types.MappingProxyType({"raven-0": "mediapipe", "raven-1": "mediapipe", "basic": "mediapipe"}),
-       label="Perception", consumer="perception.monitor"),
+       label="Perception", consumer="perception.options"),
     _o(_PC, "visual_awareness_queries", "str_list", "Questions about what the camera shows, re-evaluated about once "
        "a second; the answers are given to the LLM. Legacy name: ambient_awareness_queries.",
        maximum=20, max_length=500, legacy_name="ambient_awareness_queries",
-       label="Visual awareness questions (one per line)", consumer="perception.monitor"),
+       label="Visual awareness questions (one per line)", consumer="perception.options"),
     _o(_PC, "perception_analysis_queries", "str_list", "Questions answered once when the call ends "
        "(application.perception_analysis).", maximum=20, max_length=500,
-       label="End-of-call questions (one per line)", consumer="perception.monitor"),
+       label="End-of-call questions (one per line)", consumer="perception.options"),
     _o(_PC, "visual_tool_prompt", "text", "Instructions for when to call the visual tools (legacy "
        "perception_tool_prompt).", legacy_name="perception_tool_prompt", label="Visual tool prompt",
-       advanced=True, consumer="perception.monitor"),
+       advanced=True, consumer="perception.options"),
     _o(_PC, "visual_tools", "tools", "OpenAI function schemas fired as conversation.perception_tool_call when "
        "their condition becomes true (legacy perception_tools).", maximum=20, legacy_name="perception_tools",
-       label="Visual tools (JSON array of OpenAI function schemas)", advanced=True, consumer="perception.monitor"),
+       label="Visual tools (JSON array of OpenAI function schemas)", advanced=True, consumer="perception.options"),
     _o(_PC, "pause_when_absent", "bool", "Pause a reply when the user leaves the frame and greet them on return.",
        default=False, hosted=False, label="Pause when the person leaves the frame", consumer="session (perception policy)"),
     _o(_PC, "absent_counts_as_left", "bool", "participant_left_timeout also counts time with no face seen.",

@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engines.base import LanguageModel
+from .events import Event, ObjectiveCompleted, ObjectivePending
 from .structured import complete_json
 
 logger = logging.getLogger(__name__)
 
 NOTFOUND = "NOTFOUND"
-OBJECTIVE_PENDING = "conversation.objective.pending"
-OBJECTIVE_COMPLETED = "conversation.objective.completed"
 #: how many of the latest messages the evaluator reads
 EVALUATOR_WINDOW = 10
 _NONE_OF_THESE = "none of these"
@@ -289,7 +288,7 @@ class ObjectiveRunner:
 
     def __init__(self, graph: ObjectiveGraph, *, llm: LanguageModel,
                  history: Callable[[], list[dict[str, Any]]],
-                 emit: Callable[..., Any], spawn: Callable[[Any, str], asyncio.Task[Any]]) -> None:
+                 emit: Callable[[Event], Any], spawn: Callable[[Any, str], asyncio.Task[Any]]) -> None:
         self.tracker = ObjectiveTracker(graph)
         self._llm = llm
         self._history = history
@@ -338,12 +337,12 @@ class ObjectiveRunner:
     def _report(self, outcome: Outcome | None) -> None:
         if outcome is None:
             return
-        props = {"objective_name": outcome.objective.name, "output_variables": outcome.variables,
+        found = {"objective_name": outcome.objective.name, "output_variables": outcome.variables,
                  "objectives_id": self.tracker.graph.objectives_id}
         if outcome.kind == "pending":
-            self._emit(OBJECTIVE_PENDING, props)
+            self._emit(ObjectivePending(**found))
             return
-        self._emit(OBJECTIVE_COMPLETED, {**props, "next_objectives": list(outcome.activated),
-                                         "progress": self.tracker.progress()})
+        self._emit(ObjectiveCompleted(**found, next_objectives=list(outcome.activated),
+                                      progress=self.tracker.progress()))
         if outcome.activated:
             self.reply_done()  # what the user already said may complete the next one too

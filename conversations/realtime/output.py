@@ -29,14 +29,14 @@ from .clock import Clock
 from .context import ConversationContext
 from .engines.base import FaceRenderer, ToolCall, TTSChunk
 from .events import (
-    REPLICA_STARTED,
-    REPLICA_STOPPED,
-    REPLICA_THINKING,
     THINKING_AFTER_S,
-    TOOL_CALL,
-    TURN_METRICS,
-    UTTERANCE,
-    UTTERANCE_STREAMING,
+    ReplicaStartedSpeaking,
+    ReplicaStoppedSpeaking,
+    ReplicaThinking,
+    ToolCallRequested,
+    TurnMetricsReady,
+    Utterance,
+    UtteranceStreaming,
     EventEmitter,
     MetricsBook,
 )
@@ -110,6 +110,23 @@ def played_text(chunk: TTSChunk, played_ms: float) -> str:
     tokens = chunk.text.split()
     n = int(len(tokens) * played_ms / max(chunk.duration_ms, 1.0))
     return " ".join(tokens[:n])
+
+
+_OPENS = ("(", "[", "{", "\u201c", "\u2018")
+_CLOSES = (")", "]", "}", ",", ".", "!", "?", ";", ":", "\u201d", "\u2019")
+
+
+def join_spoken(parts: list[str]) -> str:
+    """The chunks' texts as one line. A voice may cut a sentence inside brackets ("Welcome, [" +
+    "Name]!"): no space goes after an opening bracket or before closing punctuation."""
+    out = ""
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if out and not out.endswith(_OPENS) and not part.startswith(_CLOSES):
+            out += " "
+        out += part
+    return out
 
 
 class AudioOutputProcessor(FrameProcessor):
@@ -242,9 +259,8 @@ class AudioOutputProcessor(FrameProcessor):
         return sum(r.queued_samples for r in self._replies)
 
     def _emit_tool_call(self, r: _Reply, call: ToolCall) -> None:
-        self.emitter.emit(TOOL_CALL, {"tool_call_id": call.id, "name": call.name,
-                                      "arguments": call.arguments},
-                          inference_id=r.inference_id, turn_idx=r.turn_idx)
+        self.emitter.emit(ToolCallRequested(tool_call_id=call.id, tool_name=call.name, arguments=call.arguments,
+                                            inference_id=r.inference_id, turn_idx=r.turn_idx))
 
     # ------------------------------------------------------------------ playout
     def read_audio(self, n_samples: int) -> np.ndarray:
@@ -286,8 +302,8 @@ class AudioOutputProcessor(FrameProcessor):
                 and r.committed_at is not None
                 and self.clock.monotonic() - r.committed_at >= THINKING_AFTER_S):
             r.thinking_sent = True
-            self.emitter.emit(REPLICA_THINKING, {"waited_ms": round(1000 * (self.clock.monotonic() - r.committed_at))},
-                              inference_id=r.inference_id, turn_idx=r.turn_idx)
+            self.emitter.emit(ReplicaThinking(waited_ms=round(1000 * (self.clock.monotonic() - r.committed_at)),
+                                              inference_id=r.inference_id, turn_idx=r.turn_idx))
 
     def _advance_silent(self) -> None:
         """Finish replies at the head that will never make a sound (e.g. only a tool call),
@@ -303,15 +319,13 @@ class AudioOutputProcessor(FrameProcessor):
         if not r.speaking:
             r.speaking = True
             self.metrics.mark(r.reply_id, "first_audio_played")
-            self.emitter.emit(REPLICA_STARTED, {}, inference_id=r.inference_id, turn_idx=r.turn_idx)
+            self.emitter.emit(ReplicaStartedSpeaking(inference_id=r.inference_id, turn_idx=r.turn_idx))
             for cb in self.on_first_audio:
                 cb(r.reply_id)
         if seg.chunk is not None and seg.chunk.text:
             so_far = self._spoken_text(r, include_current=True)
-            self.emitter.emit(UTTERANCE_STREAMING,
-                              {"role": "replica", "speech": so_far, "final": False,
-                               "is_interrupted": False},
-                              inference_id=r.inference_id, turn_idx=r.turn_idx)
+            self.emitter.emit(UtteranceStreaming(role="replica", speech=so_far, final=False,
+                                                 inference_id=r.inference_id, turn_idx=r.turn_idx))
         if self.renderer is not None and seg.chunk is not None:
             try:
                 self.renderer.push_audio(seg.chunk)
@@ -326,7 +340,7 @@ class AudioOutputProcessor(FrameProcessor):
                 parts.append(head.chunk.text.strip())
             elif head.pos > 0:
                 parts.append(played_text(head.chunk, 1000.0 * head.pos / self.sample_rate))
-        return " ".join(p for p in parts if p)
+        return join_spoken(parts)
 
     def _finish(self, r: _Reply, *, interrupted: bool) -> None:
         if r.finished:
@@ -341,21 +355,16 @@ class AudioOutputProcessor(FrameProcessor):
         text = self._spoken_text(r)
         if r.speaking:
             duration = round(r.played_samples / self.sample_rate, 3)
-            self.emitter.emit(UTTERANCE_STREAMING,
-                              {"role": "replica", "speech": text, "final": True,
-                               "is_interrupted": interrupted},
-                              inference_id=r.inference_id, turn_idx=r.turn_idx)
-            self.emitter.emit(REPLICA_STOPPED, {"duration": duration, "interrupted": interrupted},
-                              inference_id=r.inference_id, turn_idx=r.turn_idx)
-            self.emitter.emit(UTTERANCE, {"role": "replica", "speech": text},
-                              inference_id=r.inference_id, turn_idx=r.turn_idx)
+            ids = {"inference_id": r.inference_id, "turn_idx": r.turn_idx}
+            self.emitter.emit(UtteranceStreaming(role="replica", speech=text, final=True, is_interrupted=interrupted, **ids))
+            self.emitter.emit(ReplicaStoppedSpeaking(duration=duration, interrupted=interrupted, **ids))
+            self.emitter.emit(Utterance(role="replica", speech=text, **ids))
         if interrupted and r.committed:
             self.context.set_played(r.reply_id, text)
         self.metrics.update(r.reply_id, interrupted=interrupted)
         m = self.metrics.close(r.reply_id)
         if m is not None and r.committed:
-            self.emitter.emit(TURN_METRICS, m.as_dict(), inference_id=r.inference_id,
-                              turn_idx=r.turn_idx, message_type="metrics")
+            self.emitter.emit(TurnMetricsReady(metrics=m, inference_id=r.inference_id, turn_idx=r.turn_idx))
 
     def interrupt(self) -> None:
         """Stop every reply now (the next pull is silence); keep what was played."""

@@ -1,4 +1,7 @@
-"""The interactions protocol, inbound: ``conversation.*`` client messages checked and applied.
+"""The interactions protocol at the edge: events out as JSON, client messages in.
+
+:func:`to_wire` is the one place a call's typed events (``events.py``) become the protocol's
+JSON envelope (shared/API.md), for the data channel, the WebSocket and the benchmark client.
 
 :func:`handle_client_message` validates one message (shared/API.md) and calls the
 pipeline's action for it: ``conversation.echo`` (text or base64 int16 audio, streamed by
@@ -13,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .audio import decode_pcm16_base64
+from .events import Event
 
 if TYPE_CHECKING:
     from .agent import ConversationPipeline
@@ -23,6 +27,24 @@ MAX_ECHO_AUDIO_SAMPLES = 48_000 * 60
 
 class ProtocolError(ValueError):
     """A client message that cannot be applied; ``str(exc)`` is safe to send back."""
+
+
+def to_wire(event: Event, conversation_id: str) -> dict[str, Any]:
+    """The event as the protocol sends it::
+
+        {"message_type": "conversation", "event_type": "...", "conversation_id": "...",
+         "inference_id": "...", "seq": n, "turn_idx": n, "timestamp": float, "properties": {...}}
+    """
+    return {
+        "message_type": event.message_type,
+        "event_type": event.name,
+        "conversation_id": conversation_id,
+        "inference_id": event.inference_id,
+        "seq": event.seq,
+        "turn_idx": event.turn_idx,
+        "timestamp": event.timestamp,
+        "properties": event.properties(),
+    }
 
 
 def as_bool(value: Any, default: bool) -> bool:

@@ -7,7 +7,8 @@ down to ``VAD_OFF``; ``START_CHUNKS`` voiced chunks in a row start speech, and t
 ``PREROLL_CHUNKS`` heard before are handed over with it so a segment begins at its first
 syllable; ``GAP_CHUNKS`` of silence are a safe place to cut between words. A segment needs
 ``MIN_TURN_VOICED_MS`` of voice to be a turn and is cut at ``MAX_TURN_MS``; what a segment
-becomes (a turn, a barge-in, a backchannel) is decided in turn_taking.py.
+becomes is decided by turn_taking.py's processor: a turn (turn_policy.py), a barge-in or a
+backchannel (barge_in.py).
 """
 from __future__ import annotations
 

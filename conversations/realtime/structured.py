@@ -1,4 +1,6 @@
-"""A small JSON answer from the call's language model, constrained to a schema.
+"""A one-shot answer from the call's language model: plain text, or JSON constrained to a schema.
+
+:func:`complete_text` collects a whole answer with a time limit (the dynamic greeting).
 
 The objectives evaluator and the guardrail check ask the model short questions whose answer must
 be machine-read. Free-form text or tool calls are not reliable from a 0.5B model; constraining the
@@ -26,13 +28,13 @@ STRUCTURED_TIMEOUT_S = 30.0
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
-async def complete_json(llm: LanguageModel, messages: Sequence[dict[str, Any]], schema: dict[str, Any], *,
-                        max_tokens: int = 160, timeout_s: float = STRUCTURED_TIMEOUT_S) -> dict[str, Any] | None:
-    """The model's answer to ``messages`` as a dict of ``schema`` (temperature 0), or None when
-    it gave none (timeout, engine error, not JSON). Engine errors are logged, never raised."""
-    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
-    if llm.structured_output:
-        kwargs["json_schema"] = schema
+async def complete_text(llm: LanguageModel, messages: Sequence[dict[str, Any]], *, max_tokens: int,
+                        temperature: float, timeout_s: float, json_schema: dict[str, Any] | None = None) -> str:
+    """The model's whole answer to ``messages``, collected from its stream (constrained to
+    ``json_schema`` when given). Raises TimeoutError after ``timeout_s`` and the engine's errors."""
+    kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature}
+    if json_schema is not None:
+        kwargs["json_schema"] = json_schema
     parts: list[str] = []
     stream = llm.stream(list(messages), **kwargs)
     try:
@@ -40,17 +42,27 @@ async def complete_json(llm: LanguageModel, messages: Sequence[dict[str, Any]], 
             async for delta in stream:
                 if delta.text:
                     parts.append(delta.text)
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+    return "".join(parts).strip()
+
+
+async def complete_json(llm: LanguageModel, messages: Sequence[dict[str, Any]], schema: dict[str, Any], *,
+                        max_tokens: int = 160, timeout_s: float = STRUCTURED_TIMEOUT_S) -> dict[str, Any] | None:
+    """The model's answer to ``messages`` as a dict of ``schema`` (temperature 0), or None when
+    it gave none (timeout, engine error, not JSON). Engine errors are logged, never raised."""
+    try:
+        text = await complete_text(llm, messages, max_tokens=max_tokens, temperature=0.0, timeout_s=timeout_s,
+                                   json_schema=schema if llm.structured_output else None)
     except TimeoutError:
         logger.warning("%s gave no structured answer within %.0f s", llm.name, timeout_s)
         return None
     except Exception as exc:  # noqa: BLE001 - a failed check is reported by the caller as "no answer"
         logger.warning("%s failed on a structured question: %s", llm.name, exc)
         return None
-    finally:
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
-    text = _FENCE.sub("", "".join(parts).strip())
+    text = _FENCE.sub("", text)
     try:
         value = json.loads(text)
     except ValueError:

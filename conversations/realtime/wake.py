@@ -29,12 +29,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .events import EventEmitter
+from .events import Event, EventEmitter, SleepPhraseDetected, WakePhraseDetected
 
 logger = logging.getLogger(__name__)
-
-WAKE_PHRASE_DETECTED = "system.wake_phrase_detected"
-SLEEP_PHRASE_DETECTED = "system.sleep_phrase_detected"
 
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -151,17 +148,16 @@ class WakeGate:
         if decision.woke:
             # without a sleep phrase, the agent wakes for this one turn only
             self.awake = bool(self.sleep_phrase)
-            self._emit(WAKE_PHRASE_DETECTED, turn_idx, inference_id)
+            self._emit(WakePhraseDetected(turn_idx=turn_idx, inference_id=inference_id))
         elif decision.slept:
             self.awake = False
-            self._emit(SLEEP_PHRASE_DETECTED, turn_idx, inference_id)
+            self._emit(SleepPhraseDetected(turn_idx=turn_idx, inference_id=inference_id))
         if not decision.answer:
             self.unanswered += 1
         return decision.answer
 
-    def _emit(self, event_type: str, turn_idx: int, inference_id: str | None) -> None:
+    def _emit(self, event: Event) -> None:
         if self.emitter is None:
             return
-        logger.info("[%s] %s", self.emitter.conversation_id, event_type)
-        # the envelope only: the phrase is not echoed back (as in the hosted product)
-        self.emitter.emit(event_type, {}, inference_id=inference_id, turn_idx=turn_idx, message_type="system")
+        logger.info("[%s] %s", self.emitter.conversation_id, event.name)
+        self.emitter.emit(event)

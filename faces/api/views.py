@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from cvi_site.api import AccountScopedViewSet, base_url, paginate
-from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.domain import ApplicationError, NotFoundError
 from cvi_site.serializers import OutboundURLField, StrictSerializer
 from faces import selectors, services
 from faces.models import HOSTED_MODEL_NAMES, HOSTED_STATUS_NAMES, Face

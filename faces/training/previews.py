@@ -16,7 +16,8 @@ def write_previews(out_dir: str | Path, assets: FaceAssets, *, seconds: float = 
 
     import av
 
-    from faces.renderer import FaceRendererEngine, synthetic_speech_chunk
+    from faces.mouth import synthetic_speech_chunk
+    from faces.renderer import FaceRendererEngine
 
     out_dir = Path(out_dir)
     thumb = cv2.cvtColor(assets.frames[0], cv2.COLOR_RGB2BGR)

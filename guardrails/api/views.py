@@ -11,9 +11,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from cvi_site.api import AccountScopedViewSet, paginate
-from cvi_site.errors import ApplicationError, NotFoundError
+from cvi_site.domain import ApplicationError, NotFoundError
 from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
 from guardrails import selectors, services
+from guardrails.api.serializers import (GuardrailInputSerializer, GuardrailSetInputSerializer, guardrail_input,
+                                        guardrail_set_input)
 from guardrails.models import Guardrail
 from pals.api.views import JsonPatchOperation  # one declaration in the schema
 
@@ -52,7 +54,7 @@ class GuardrailListSerializer(serializers.Serializer):
 
 CREATE_BODY = PolymorphicProxySerializer(
     component_name="GuardrailCreate", resource_type_field_name=None,
-    serializers=[services.GuardrailInputSerializer, services.GuardrailSetInputSerializer])
+    serializers=[GuardrailInputSerializer, GuardrailSetInputSerializer])
 ONE = PolymorphicProxySerializer(component_name="GuardrailOrSet", resource_type_field_name=None,
                                  serializers=[GuardrailOutputSerializer, GuardrailSetOutputSerializer])
 ERROR = OpenApiResponse(description='{"error": "..."}')
@@ -111,12 +113,12 @@ class GuardrailsViewSet(AccountScopedViewSet):
     def create(self, request):
         body = request.data
         if isinstance(body, dict) and "guardrail_name" in body:
-            guardrail = services.guardrail_create(account=request.user, data=body)
+            guardrail = services.guardrail_create(account=request.user, data=guardrail_input(body))
             return Response(services.guardrail_representation(guardrail))
         if not isinstance(body, dict) or "data" not in body:
             raise ApplicationError('send {"guardrail_name": ..., "guardrail_prompt": ...} (one guardrail) or '
                                    '{"name": ..., "data": [...]} (a set)')
-        guardrail_set = services.guardrail_set_create(account=request.user, data=body)
+        guardrail_set = services.guardrail_set_create(account=request.user, data=guardrail_set_input(body))
         return Response(services.guardrail_set_representation(guardrail_set))
 
     @extend_schema(responses={200: ONE})
@@ -128,9 +130,10 @@ class GuardrailsViewSet(AccountScopedViewSet):
     def partial_update(self, request, guardrails_id=None):
         target = self._target(guardrails_id)
         if isinstance(target, Guardrail):
-            target = services.guardrail_patch(guardrail=target, operations=request.data)
+            target = services.guardrail_patch(guardrail=target, operations=request.data, validate=guardrail_input)
         else:
-            target = services.guardrail_set_patch(guardrail_set=target, operations=request.data)
+            target = services.guardrail_set_patch(guardrail_set=target, operations=request.data,
+                                                  validate=guardrail_set_input)
         return Response(self._render(target))
 
     @extend_schema(responses={204: None, 409: IN_USE})

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cvi_site.api import AccountScopedViewSet, paginate
-from cvi_site.errors import ApplicationError
+from cvi_site.domain import NotFoundError
 from cvi_site.parsers import DepthLimitedJSONParser
 from cvi_site.serializers import OutboundURLField, StrictSerializer
 from knowledge import selectors, services
@@ -173,7 +173,7 @@ class MemoryStoreView(APIView):
         memory_id = request.query_params.get("memory_id")
         if memory_id is not None:
             if not memory_id.isdigit() or not memories.filter(pk=int(memory_id)).exists():
-                raise ApplicationError(f"memory_id: no memory {memory_id!r} in {store!r}", status_code=404)
+                raise NotFoundError(f"memory_id: no memory {memory_id!r} in {store!r}")
             memories = memories.filter(pk=int(memory_id))
         memories.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)

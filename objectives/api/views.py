@@ -10,6 +10,7 @@ from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
 # one declaration of a JSON Patch operation in the schema (a second class of that name would collide)
 from pals.api.views import JsonPatchOperation
 from objectives import selectors, services
+from objectives.api.serializers import ObjectivesInputSerializer, objectives_input
 from objectives.models import Objective
 
 
@@ -63,13 +64,13 @@ class ObjectivesViewSet(AccountScopedViewSet):
     def list(self, request):
         return paginate(request, self.get_queryset(), services.objectives_representation)
 
-    @extend_schema(request=services.ObjectivesInputSerializer,
+    @extend_schema(request=ObjectivesInputSerializer,
                    responses={200: ObjectivesCreatedSerializer, 400: ERROR},
                    description="A set of objectives: `data` is checked as a graph (names unique, next_* names in "
                                "the set, at most one of next_required/next_conditional each, no cycles, a start "
                                "objective). A bare array of objectives is accepted too.")
     def create(self, request):
-        objective_set = services.objectives_create(account=request.user, data=request.data)
+        objective_set = services.objectives_create(account=request.user, data=objectives_input(request.data))
         body = services.objectives_representation(objective_set)
         return Response({k: body[k] for k in ("objectives_id", "objective_name", "status", "created_at")})
 
@@ -81,7 +82,8 @@ class ObjectivesViewSet(AccountScopedViewSet):
                    description="RFC 6902 JSON Patch on the set's document (e.g. /data/0/objective_prompt), applied "
                                "atomically; the result is checked like a new set.")
     def partial_update(self, request, objectives_id=None):
-        objective_set = services.objectives_patch(objective_set=self.get_object(owned=True), operations=request.data)
+        objective_set = services.objectives_patch(objective_set=self.get_object(owned=True), operations=request.data,
+                                                  validate=objectives_input)
         return Response(services.objectives_representation(objective_set))
 
     @extend_schema(responses={204: None, 409: OpenApiResponse(

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from cvi_site.api import AccountScopedViewSet, paginate
 from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
 from pals import selectors, services
+from pals.api.serializers import PalInputSerializer, pal_input
 from pals.layers import LayersSerializer
 
 
@@ -20,7 +21,7 @@ def render_pal(pal) -> dict:
     return data
 
 
-class PalCreateSerializer(services.PalInputSerializer):
+class PalCreateSerializer(PalInputSerializer):
     persona_name = serializers.CharField(required=False, help_text="Legacy name of pal_name.")
     default_replica_id = serializers.CharField(required=False, help_text="Legacy name of default_face_id.")
     layers = LayersSerializer(required=False)
@@ -91,7 +92,8 @@ class PalViewSet(AccountScopedViewSet):
     @extend_schema(request=PalCreateSerializer, responses={200: PalWrittenSerializer})
     def create(self, request):
         warnings: list[str] = []
-        pal = services.pal_create(account=request.user, data=request.data, warnings=warnings)
+        pal = services.pal_create(account=request.user, data=pal_input(request.data, warnings=warnings),
+                                  warnings=warnings)
         return Response({**render_pal(pal), "warnings": warnings}, status=status.HTTP_200_OK)
 
     @extend_schema(responses=PalOutputSerializer)
@@ -102,7 +104,8 @@ class PalViewSet(AccountScopedViewSet):
                    description="RFC 6902 JSON Patch, applied atomically.")
     def partial_update(self, request, pal_id=None):
         warnings: list[str] = []
-        pal = services.pal_patch(pal=self.get_object(owned=True), operations=request.data, warnings=warnings)
+        pal = services.pal_patch(pal=self.get_object(owned=True), operations=request.data, warnings=warnings,
+                                 validate=lambda document: pal_input(document, warnings=warnings))
         return Response({**render_pal(pal), "warnings": warnings})
 
     @extend_schema(responses={204: None})

@@ -17,11 +17,12 @@ import pytest
 
 from bench.harness import RealtimeDriver
 from conversations.realtime import events as ev
+from conversations.realtime.protocol import to_wire
 from conversations.realtime.agent import EngineBundle
 from conversations.realtime.audio import resample
 from conversations.realtime.engines.base import VoiceOptions
-from conversations.realtime.guardrails import GUARDRAIL_TRIGGERED, SAFE_LINE
-from conversations.realtime.objectives import OBJECTIVE_COMPLETED
+from conversations.realtime.events import GUARDRAIL_TRIGGERED, OBJECTIVE_COMPLETED
+from conversations.realtime.guardrails import SAFE_LINE
 from tests.conversations.realtime.realtime_fakes import run
 from tests.cvi_site.test_webhooks import Receiver
 
@@ -73,10 +74,14 @@ def _talk(engines: EngineBundle, conversation_id: str, turns: list[tuple[str, st
     from conversations.live.sink import EventStore
 
     config = load_session_config(conversation_id)
-    events: list[dict] = []
+    typed, events = [], []
+
+    def sink(event):
+        typed.append(event)
+        events.append(to_wire(event, conversation_id))
 
     async def main():
-        pipe = pipeline_for(config, engines, event_sink=events.append)
+        pipe = pipeline_for(config, engines, event_sink=sink)
         drv = RealtimeDriver(pipe, speed=2.0)
         await pipe.start()
         if config.pipeline.custom_greeting:  # the greeting cannot be interrupted: let it finish
@@ -97,7 +102,7 @@ def _talk(engines: EngineBundle, conversation_id: str, turns: list[tuple[str, st
 
     run(main(), timeout=900)
     store = EventStore(conversation_id)
-    for e in events:
+    for e in typed:
         store.store_event(e, 0.0)
     return events
 

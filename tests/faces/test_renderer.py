@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conversations.realtime.engines.base import TTSChunk
-from faces.renderer import FaceRendererEngine, viseme
+from faces.mouth import viseme
+from faces.renderer import FaceRendererEngine
 from tests.faces.conftest import ARTIFACTS
 
 

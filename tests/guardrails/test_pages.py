@@ -8,6 +8,7 @@ import json
 import pytest
 
 from guardrails import services
+from guardrails.api.serializers import guardrail_input, guardrail_set_input
 from guardrails.models import Guardrail, GuardrailSet
 from tests.guardrails.test_guardrails_api import ONE, SET
 
@@ -40,7 +41,7 @@ def test_the_editor_shows_the_api_errors(web, account):
 
 
 def test_editing_a_set_keeps_the_uuids_and_one_guardrail_its_fields(web, account):
-    guardrail_set = services.guardrail_set_create(account=account, data=SET)
+    guardrail_set = services.guardrail_set_create(account=account, data=guardrail_set_input(SET))
     page = web.get(f"/guardrails/{guardrail_set.id}/").content.decode()
     before = {g.guardrail_name: g.uuid for g in guardrail_set.guardrails.all()}
     assert str(before["no_medical_advice"]) in page
@@ -51,7 +52,7 @@ def test_editing_a_set_keeps_the_uuids_and_one_guardrail_its_fields(web, account
     row = Guardrail.objects.get(uuid=before["no_medical_advice"])
     assert row.guardrail_prompt == "Never, ever give medical advice." and row.guardrail_set.name == "Renamed"
 
-    single = services.guardrail_create(account=account, data=ONE)
+    single = services.guardrail_create(account=account, data=guardrail_input(ONE))
     r = web.post(f"/guardrails/{single.uuid}/", {"data": json.dumps({**ONE, "modality": "visual"})})
     assert r.status_code == 302 and Guardrail.objects.get(pk=single.pk).modality == "visual"
     r = web.post(f"/guardrails/{single.uuid}/", {"data": json.dumps({**ONE, "guardrail_prompt": ""})})
@@ -61,7 +62,7 @@ def test_editing_a_set_keeps_the_uuids_and_one_guardrail_its_fields(web, account
 def test_delete_is_refused_while_a_pal_links_it(web, account, other_account):
     from pals.services import pal_create
 
-    single = services.guardrail_create(account=account, data=ONE)
+    single = services.guardrail_create(account=account, data=guardrail_input(ONE))
     pal = pal_create(account=account, data={"system_prompt": "p", "pal_name": "Sales",
                                             "guardrail_ids": [str(single.uuid)]})
     r = web.post(f"/guardrails/{single.uuid}/delete/", follow=True)
@@ -70,7 +71,7 @@ def test_delete_is_refused_while_a_pal_links_it(web, account, other_account):
     pal.delete()
     web.post(f"/guardrails/{single.uuid}/delete/")
     assert not Guardrail.objects.filter(pk=single.pk).exists()
-    theirs = services.guardrail_create(account=other_account, data=ONE)
+    theirs = services.guardrail_create(account=other_account, data=guardrail_input(ONE))
     assert web.get(f"/guardrails/{theirs.uuid}/").status_code == 404
 
 
@@ -78,9 +79,9 @@ def test_the_pal_editor_links_the_accounts_guardrails(web, account, other_accoun
     from pals.models import Pal
     from tests.web.test_pages import editor_post
 
-    single = services.guardrail_create(account=account, data=ONE)
-    guardrail_set = services.guardrail_set_create(account=account, data=SET)
-    theirs = services.guardrail_create(account=other_account, data=ONE)
+    single = services.guardrail_create(account=account, data=guardrail_input(ONE))
+    guardrail_set = services.guardrail_set_create(account=account, data=guardrail_set_input(SET))
+    theirs = services.guardrail_create(account=other_account, data=guardrail_input(ONE))
     html = web.get("/pals/new/").content.decode()
     assert f'value="{single.uuid}"' in html and f'value="{guardrail_set.id}"' in html and str(theirs.uuid) not in html
     r = web.post("/pals/new/", editor_post(guardrail_ids=[str(single.uuid)], guardrails_id=guardrail_set.id))

@@ -8,6 +8,7 @@ import pytest
 
 from bench.harness import RealtimeDriver
 from conversations.realtime import events as ev
+from conversations.realtime.protocol import to_wire
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
 from conversations.realtime.clock import ManualClock
 from conversations.realtime.context import KNOWLEDGE_NOTE
@@ -56,7 +57,7 @@ def test_a_spoken_question_reaches_the_llm_with_the_passage_that_answers_it(api,
                                llm=llm)
         clock = ManualClock()
         events: list[dict] = []
-        pipe = ConversationPipeline(config.pipeline, engines, conversation_id="ckb", event_sink=events.append,
+        pipe = ConversationPipeline(config.pipeline, engines, conversation_id="ckb", event_sink=lambda e: events.append(to_wire(e, "ckb")),
                                     clock=clock, output_sample_rate=16_000, knowledge_provider=knowledge.retrieve)
         drv = RealtimeDriver(pipe, speed=0, clock=clock)
         await pipe.start()

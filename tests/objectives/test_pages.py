@@ -9,6 +9,7 @@ import re
 import pytest
 
 from objectives import services
+from objectives.api.serializers import objectives_input
 from objectives.models import ObjectiveSet
 from tests.objectives.test_objectives_api import HOSTED
 
@@ -45,7 +46,7 @@ def test_the_editor_shows_the_api_errors_and_keeps_the_text(web, account):
     assert r.status_code == 400 and "data.0.objective_name: must have no spaces" in r.content.decode()
     assert "a b" in r.content.decode() and not ObjectiveSet.objects.exists()
 
-    objective_set = services.objectives_create(account=account, data=HOSTED)
+    objective_set = services.objectives_create(account=account, data=objectives_input(HOSTED))
     edited = [dict(HOSTED[3], objective_prompt="Ask what brings them in")]
     r = web.post(f"/objectives/{objective_set.id}/", {"data": json.dumps(edited)})
     assert r.status_code == 302
@@ -58,7 +59,7 @@ def test_the_editor_shows_the_api_errors_and_keeps_the_text(web, account):
 def test_delete_is_refused_while_a_pal_uses_the_set(web, account, other_account):
     from pals.services import pal_create
 
-    objective_set = services.objectives_create(account=account, data=HOSTED)
+    objective_set = services.objectives_create(account=account, data=objectives_input(HOSTED))
     pal = pal_create(account=account, data={"system_prompt": "p", "pal_name": "Intake",
                                             "objectives_id": objective_set.id})
     r = web.post(f"/objectives/{objective_set.id}/delete/", follow=True)
@@ -67,7 +68,7 @@ def test_delete_is_refused_while_a_pal_uses_the_set(web, account, other_account)
     pal.delete()
     web.post(f"/objectives/{objective_set.id}/delete/")
     assert not ObjectiveSet.objects.filter(pk=objective_set.id).exists()
-    theirs = services.objectives_create(account=other_account, data=HOSTED)
+    theirs = services.objectives_create(account=other_account, data=objectives_input(HOSTED))
     assert web.get(f"/objectives/{theirs.id}/").status_code == 404
     assert web.post(f"/objectives/{theirs.id}/delete/").status_code == 404
 
@@ -76,8 +77,8 @@ def test_the_pal_editor_links_one_of_the_accounts_sets(web, account, other_accou
     from pals.models import Pal
     from tests.web.test_pages import editor_post
 
-    mine = services.objectives_create(account=account, data=HOSTED)
-    theirs = services.objectives_create(account=other_account, data=HOSTED)
+    mine = services.objectives_create(account=account, data=objectives_input(HOSTED))
+    theirs = services.objectives_create(account=other_account, data=objectives_input(HOSTED))
     html = web.get("/pals/new/").content.decode()
     assert f'value="{mine.id}"' in html and theirs.id not in html and "not supported yet" not in html.lower()
     r = web.post("/pals/new/", editor_post(objectives_id=mine.id))

@@ -106,8 +106,8 @@ def test_every_supported_option_reaches_what_a_call_reads(opt):
         return
     # options the perception monitor and the session read from the layers as given
     assert cfg.layers[opt.layer][opt.name] == value
-    module = importlib.import_module({"perception.monitor": "conversations.realtime.perception.monitor",
-                                      "perception.vision_llm": "conversations.realtime.perception.monitor",
+    module = importlib.import_module({"perception.options": "conversations.realtime.perception.options",
+                                      "perception.vision_llm": "conversations.realtime.perception.options",
                                       "session (perception policy)": "conversations.live.perception"}[opt.consumer])
     assert opt.name in inspect.getsource(module), f"{opt.consumer} does not read {opt.name}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from conversations.api.serializers import conversation_input
 from conversations.live.config import load_session_config
 from conversations.realtime import pronounce
 from conversations.services import conversation_create
@@ -117,7 +118,8 @@ def stock_face():
 
 def _call(account, pal_id: str, face_id: str):
     """A conversation of the PAL (test mode: stored ended, nothing joins) as a call reads it."""
-    conv = conversation_create(account=account, data={"pal_id": pal_id, "replica_id": face_id, "test_mode": True})
+    conv = conversation_create(account=account, data=conversation_input({"pal_id": pal_id, "replica_id": face_id,
+                                                                         "test_mode": True}))
     return load_session_config(conv.pk).pipeline.tts
 
 
@@ -164,7 +166,8 @@ def test_ipa_rules_on_an_engine_without_phoneme_input_come_with_a_warning(api):
 def test_deleting_a_dictionary_unlinks_it_from_its_pals(api, account, stock_face):
     dictionary_id = create(api, BRAND).json()["pronunciation_dictionary_id"]
     pal_id = _pal(api, pronunciation_dictionary_id=dictionary_id, voice_id="en-gb").json()["pal_id"]
-    conv = conversation_create(account=account, data={"pal_id": pal_id, "replica_id": stock_face, "test_mode": True})
+    conv = conversation_create(account=account, data=conversation_input({"pal_id": pal_id, "replica_id": stock_face,
+                                                                         "test_mode": True}))
     assert api.delete(f"/v2/pronunciation-dictionaries/{dictionary_id}").status_code == 204
     assert Pal.objects.get(pk=pal_id).layers["tts"] == {"voice_id": "en-gb"}
     assert "pronunciation_dictionary_id" not in api.get(f"/v2/pals/{pal_id}").json()["layers"]["tts"]

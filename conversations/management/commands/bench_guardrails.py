@@ -96,7 +96,9 @@ class Command(BaseCommand):
         the API uses); made once, reused by later runs."""
         from cvi_site.models import Account
         from cvi_site.services import account_create
+        from guardrails.api.serializers import guardrail_set_input
         from guardrails.services import guardrail_set_create
+        from pals.api.serializers import pal_input
         from pals.models import Pal
         from pals.services import pal_create, pal_representation
 
@@ -108,8 +110,8 @@ class Command(BaseCommand):
         existing = Pal.objects.filter(account=account, pal_name=name).first()
         if existing is not None:
             return existing.pk
-        rules = guardrail_set_create(account=account, data={"name": "bench", "data": RULES})
+        rules = guardrail_set_create(account=account, data=guardrail_set_input({"name": "bench", "data": RULES}))
         body = {k: v for k, v in pal_representation(source, mask=False).items()
                 if k in ("system_prompt", "context", "greeting", "pipeline_mode", "layers", "default_face_id")}
         body.update(pal_name=name, guardrail_ids=[str(g.uuid) for g in rules.guardrails.all()])
-        return pal_create(account=account, data=body).pk
+        return pal_create(account=account, data=pal_input(body)).pk

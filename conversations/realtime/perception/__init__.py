@@ -7,6 +7,8 @@
 - ``tools``: visual tools fired once per onset of their condition;
 - ``analysis``: the end-of-call perception analysis;
 - ``vision``: an OpenAI-compatible vision model client (image content as data URLs);
+- ``options``: the layer's options (``PerceptionConfig``) and the ``SamplingPolicy``;
+- ``vision_loop``: ``VisionLoop``, asking the vision model about the latest frames;
 - ``monitor``: ``PerceptionMonitor``, what the session bridge uses;
 - ``synthetic`` / ``bench``: camera video from the stock portrait, and the benchmark.
 """

@@ -15,10 +15,12 @@ What the session bridge uses::
 
 Sampling: a frame is analysed only if the previous analysis is done (frames arriving while
 busy are dropped and counted) and at most ``speaking_fps`` while the user speaks,
-``listening_fps`` while the replica speaks and ``idle_fps`` otherwise. Analysis runs in the
-engine's worker thread.
+``listening_fps`` while the replica speaks and ``idle_fps`` otherwise (``SamplingPolicy``,
+with ``PerceptionConfig``, in options.py). Analysis runs in the engine's worker thread. With a
+vision model, a ``VisionLoop`` (vision_loop.py) asks it about the latest frame meanwhile; the
+monitor owns its task, and its answers, tool calls and errors come out through the monitor.
 
-Events (through ``emit(event_type, properties)``):
+Events (typed, from events.py, through ``emit(event)``):
 
 - ``conversation.perception_change`` (ours) ``{change, since, ...details}``: a stable state
   change (user_left, user_returned, user_looked_away, ...; see state.py). ``since`` is the
@@ -36,33 +38,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..clock import Clock, SystemClock
 from ..engines.base import EngineError, PerceptionSignals
+from ..events import ErrorOccurred, Event, PerceptionAwareness, PerceptionChanged, PerceptionToolCall
 from .analysis import KEYFRAMES, embedded_analysis, summarise, vision_analysis
-from .awareness import VISION_SYSTEM, EmbeddedAwareness, build_vision_prompt, parse_vision_answer
+from .awareness import EmbeddedAwareness
 from .context import format_visual_context
+from .options import PerceptionConfig, SamplingPolicy
 from .state import PerceptionChange, StateTracker, VisualState
 from .tools import ToolWatcher, VisualTool
 from .vision import VisionLLM, jpeg_base64
+from .vision_loop import VisionLoop
 
 logger = logging.getLogger(__name__)
 
-PERCEPTION_CHANGE = "conversation.perception_change"
-PERCEPTION_AWARENESS = "conversation.perception_awareness"
-PERCEPTION_TOOL_CALL = "conversation.perception_tool_call"
-PERCEPTION_ANALYSIS = "conversation.perception_analysis"
 
-MODEL_ALIASES = {"raven-0": "mediapipe", "raven-1": "mediapipe", "basic": "mediapipe", "embedded": "mediapipe"}
-LEGACY_NAMES = {"ambient_awareness_queries": "visual_awareness_queries",
-                "perception_tool_prompt": "visual_tool_prompt", "perception_tools": "visual_tools"}
 #: longest side of the frames attached to a perception tool call (data-channel messages are
 #: limited to ~60 KB; two frames at this size are ~30-40 KB)
 TOOL_FRAME_SIDE = 384
@@ -72,60 +68,7 @@ AWARENESS_MIN_INTERVAL_S = 5.0
 #: visual-context calls closer together than this belong to one turn (speculative retries)
 SAME_TURN_MS = 3000.0
 
-Emit = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class PerceptionConfig:
-    """The PAL's perception layer, normalised (legacy names and hosted model names accepted)."""
-
-    model: str = "mediapipe"
-    base_url: str = ""
-    vision_model: str = ""
-    api_key: str = ""
-    awareness_queries: tuple[str, ...] = ()
-    analysis_queries: tuple[str, ...] = ()
-    tool_prompt: str = ""
-    tools: tuple[dict[str, Any], ...] = ()
-    pause_when_absent: bool = False
-    absent_counts_as_left: bool = False
-
-    @classmethod
-    def from_layer(cls, layer: Mapping[str, Any] | None) -> PerceptionConfig:
-        data = {LEGACY_NAMES.get(k, k): v for k, v in dict(layer or {}).items()}
-        model = str(data.get("perception_model") or "mediapipe").strip().lower()
-        model = MODEL_ALIASES.get(model, model)
-        if model not in ("mediapipe", "vision-llm", "off"):
-            raise ValueError(f"unknown perception_model {model!r}")
-
-        def strings(key: str) -> tuple[str, ...]:
-            return tuple(str(q).strip() for q in data.get(key) or () if str(q).strip())
-
-        return cls(
-            model=model, base_url=str(data.get("base_url") or ""), vision_model=str(data.get("model") or ""),
-            api_key=str(data.get("api_key") or ""),
-            awareness_queries=strings("visual_awareness_queries"),
-            analysis_queries=strings("perception_analysis_queries"),
-            tool_prompt=str(data.get("visual_tool_prompt") or ""),
-            tools=tuple(t for t in data.get("visual_tools") or () if isinstance(t, dict)),
-            pause_when_absent=bool(data.get("pause_when_absent", False)),
-            absent_counts_as_left=bool(data.get("absent_counts_as_left", False)),
-        )
-
-
-@dataclass(frozen=True)
-class SamplingPolicy:
-    """Analysed frames per second, by what is happening in the conversation."""
-
-    speaking_fps: float = 4.0
-    listening_fps: float = 2.0
-    idle_fps: float = 1.0
-    #: how often the vision model is asked (it also waits for the previous answer)
-    vision_interval_s: float = 1.0
-
-    @property
-    def max_fps(self) -> float:
-        return max(self.speaking_fps, self.listening_fps, self.idle_fps)
+Emit = Callable[[Event], None]
 
 
 def create_monitor(layer: Mapping[str, Any] | None, **kwargs: Any) -> PerceptionMonitor | None:
@@ -166,11 +109,15 @@ class PerceptionMonitor:
         self.tracker = StateTracker()
         self.awareness = EmbeddedAwareness(self.config.awareness_queries)
         self.tools = ToolWatcher(self.config.tools, self.config.tool_prompt, use_embedded=self.vision is None)
+        #: asks the vision model about the latest frames (None without one)
+        self.vision_loop = None if self.vision is None else VisionLoop(
+            self.vision, config=self.config, sampling=self.sampling, tools=self.tools, tracker=self.tracker,
+            fire=self._fire, on_answers=self._maybe_publish_awareness, on_error=self._failed,
+            conversation_id=conversation_id)
         self._listeners: list[Callable[[PerceptionChange], Any]] = []
         self._recent: deque[tuple[float, np.ndarray]] = deque(maxlen=3)
         self._keyframes: list[tuple[float, np.ndarray]] = []
         self._keyframe_every_ms = 10_000.0
-        self._screen: tuple[float, np.ndarray] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._vision_task: asyncio.Task[Any] | None = None
         self._busy = False
@@ -181,12 +128,8 @@ class PerceptionMonitor:
         self._context_window_start = float("-inf")
         self._context_mark = float("-inf")
         self._last_context_ms: float | None = None
-        self._vision_answers: list[tuple[str, str]] = []
-        self._scene = ""
-        self._observations: deque[str] = deque(maxlen=40)
         self._last_awareness: list[tuple[str, str]] | None = None
         self._last_awareness_at = float("-inf")
-        self._vision_asked_t: float | None = None
         self._error_reported = False
         # counters (stats)
         self.frames_offered = 0
@@ -220,8 +163,8 @@ class PerceptionMonitor:
 
     def offer_screen_frame(self, rgb: np.ndarray, t_ms: float) -> None:
         """A frame of the user's shared screen: only the latest is kept, for the vision model."""
-        if not self._closed and self.vision is not None:
-            self._screen = (t_ms, rgb)
+        if not self._closed and self.vision_loop is not None:
+            self.vision_loop.offer_screen_frame(t_ms, rgb)
 
     def set_user_speaking(self, speaking: bool) -> None:
         self._user_speaking = bool(speaking)
@@ -235,9 +178,7 @@ class PerceptionMonitor:
 
     @property
     def interval_ms(self) -> float:
-        s = self.sampling
-        fps = s.speaking_fps if self._user_speaking else s.listening_fps if self._replica_speaking else s.idle_fps
-        return 1000.0 / fps if fps > 0 else float("inf")
+        return self.sampling.interval_ms(user_speaking=self._user_speaking, replica_speaking=self._replica_speaking)
 
     # ------------------------------------------------------------------ outputs
     @property
@@ -246,9 +187,14 @@ class PerceptionMonitor:
 
     def answers(self) -> list[tuple[str, str]]:
         """The current awareness answers: the vision model's, else the embedded engine's."""
-        if self.vision is not None:
-            return list(self._vision_answers)
+        if self.vision_loop is not None:
+            return list(self.vision_loop.answers)
         return self.awareness.answers(self.tracker.state)
+
+    @property
+    def scene(self) -> str:
+        """The vision model's latest description of the scene ("" without one)."""
+        return self.vision_loop.scene if self.vision_loop is not None else ""
 
     @property
     def unanswerable_queries(self) -> list[str]:
@@ -266,7 +212,7 @@ class PerceptionMonitor:
         self._last_context_ms = now_ms
         changes = self.tracker.changes_since(self._context_window_start)
         return format_visual_context(self.tracker.state, changes, now_ms, answers=self.answers(),
-                                     scene=self._scene)
+                                     scene=self.scene)
 
     def absent_for_s(self) -> float:
         """Seconds since the user left the frame (0 while present or never seen)."""
@@ -293,11 +239,12 @@ class PerceptionMonitor:
         if no frame was ever analysed."""
         stats = self.tracker.stats
         queries = list(self.config.analysis_queries)
-        if self.vision is not None and (self._keyframes or self._recent):
+        vision = self.vision_loop
+        if vision is not None and (self._keyframes or self._recent):
             frames = [f for _, f in self._keyframes] or [f for _, f in self._recent]
             if self._recent and (not self._keyframes or self._keyframes[-1][0] < self._recent[-1][0]):
                 frames = (frames + [self._recent[-1][1]])[-KEYFRAMES:]
-            return await vision_analysis(self.vision, queries, stats, frames, list(self._observations))
+            return await vision_analysis(vision.client, queries, stats, frames, list(vision.observations))
         if stats.frames == 0:
             return ""
         return embedded_analysis(queries, stats) if queries else summarise(stats)
@@ -313,6 +260,8 @@ class PerceptionMonitor:
         if self._closed:
             return
         self._closed = True
+        if self.vision_loop is not None:
+            self.vision_loop.stop()
         tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
@@ -325,7 +274,6 @@ class PerceptionMonitor:
                 logger.debug("closing the vision client failed", exc_info=True)
         self._recent.clear()
         self._keyframes.clear()
-        self._screen = None
         logger.info("[%s] perception closed: %s", self.conversation_id, json.dumps(self.stats))
 
     def owned_tasks(self) -> list[asyncio.Task[Any]]:
@@ -338,16 +286,24 @@ class PerceptionMonitor:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _emit(self, event_type: str, properties: dict[str, Any]) -> None:
+    def _emit(self, event: Event) -> None:
         try:
-            self._emit_fn(event_type, properties)
+            self._emit_fn(event)
         except Exception:  # noqa: BLE001 - a broken sink must not stop perception
-            logger.exception("[%s] perception event sink failed on %s", self.conversation_id, event_type)
+            logger.exception("[%s] perception event sink failed on %s", self.conversation_id, event.name)
+
+    def _failed(self, error: ErrorOccurred) -> None:
+        """Count a failure; the call's first (a frame's or the vision model's) is reported."""
+        self.errors += 1
+        if not self._error_reported:
+            self._error_reported = True
+            self._emit(error)
 
     def _remember(self, t_ms: float, rgb: np.ndarray) -> None:
         self._recent.append((t_ms, rgb))
-        if self.vision is None:
-            return  # keyframes are only for a vision model's end-of-call analysis
+        if self.vision_loop is None:
+            return  # the next question and the keyframes are for a vision model only
+        self.vision_loop.offer_frame(t_ms, rgb)
         if not self._keyframes or t_ms - self._keyframes[-1][0] >= self._keyframe_every_ms:
             self._keyframes.append((t_ms, rgb))
             if len(self._keyframes) > 2 * KEYFRAMES:
@@ -364,12 +320,9 @@ class PerceptionMonitor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop perception
-            self.errors += 1
             logger.warning("[%s] perception failed on a frame: %s", self.conversation_id, exc)
-            if not self._error_reported:
-                self._error_reported = True
-                self._emit("system.error", {"reason": f"perception failed: {exc}", "engine": "perception",
-                                            "code": "perception_error"})
+            self._failed(ErrorOccurred(reason=f"perception failed: {exc}", engine="perception",
+                                       code="perception_error"))
             return
         if self._closed:
             return
@@ -388,7 +341,7 @@ class PerceptionMonitor:
         now_ms = 1000.0 * self.clock.monotonic()
         since = self.clock.time() - max(0.0, now_ms - change.t_ms) / 1000.0
         logger.info("[%s] perception: %s", self.conversation_id, change.kind)
-        self._emit(PERCEPTION_CHANGE, {"change": change.kind, "since": round(since, 3), **change.details})
+        self._emit(PerceptionChanged(change=change.kind, since=round(since, 3), details=dict(change.details)))
         for callback in list(self._listeners):
             try:
                 callback(change)
@@ -405,9 +358,8 @@ class PerceptionMonitor:
         if self.vision is not None and now - self._last_awareness_at < AWARENESS_MIN_INTERVAL_S:
             return  # a vision model rewords its answers every second: report them less often
         self._last_awareness, self._last_awareness_at = answers, now
-        self._emit(PERCEPTION_AWARENESS, {
-            "answers": [{"query": q, "answer": a} for q, a in answers], "scene": self._scene,
-            "unanswerable": self.unanswerable_queries})
+        self._emit(PerceptionAwareness(answers=[{"query": q, "answer": a} for q, a in answers], scene=self.scene,
+                                       unanswerable=self.unanswerable_queries))
 
     async def _fire(self, tool: VisualTool, arguments: str, frames: Sequence[np.ndarray]) -> None:
         try:
@@ -417,60 +369,9 @@ class PerceptionMonitor:
             logger.exception("[%s] could not encode frames for %s", self.conversation_id, tool.name)
             encoded = []
         logger.info("[%s] perception tool call: %s %s", self.conversation_id, tool.name, arguments)
-        self._emit(PERCEPTION_TOOL_CALL, {"name": tool.name, "arguments": arguments, "frames": encoded})
+        self._emit(PerceptionToolCall(tool_name=tool.name, arguments=arguments, frames=encoded))
 
     # ------------------------------------------------------------------ vision model
     def _ensure_vision_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.vision is not None and self._vision_task is None:
-            self._vision_task = self._spawn(loop, self._vision_loop(), "perception.vision")
-
-    async def _vision_loop(self) -> None:
-        backoff = 0.0
-        while not self._closed:
-            await asyncio.sleep(self.sampling.vision_interval_s + backoff)
-            if not self._recent:
-                continue
-            t_ms, frame = self._recent[-1]
-            if self._vision_asked_t is not None and t_ms <= self._vision_asked_t:
-                continue  # nothing new since the last question
-            self._vision_asked_t = t_ms
-            try:
-                await self._ask_vision(t_ms, frame)
-                backoff = 0.0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - keep trying, slower
-                self.errors += 1
-                backoff = min(10.0, backoff * 2 or 1.0)
-                logger.warning("[%s] vision model failed: %s", self.conversation_id, exc)
-                if not self._error_reported:
-                    self._error_reported = True
-                    self._emit("system.error", {"reason": str(exc), "engine": "vision-llm",
-                                                "code": getattr(exc, "code", "perception_error")})
-
-    async def _ask_vision(self, t_ms: float, frame: np.ndarray) -> None:
-        assert self.vision is not None
-        queries = list(self.config.awareness_queries)
-        conditions = self.tools.vision_conditions()
-        frames = [frame]
-        screen = self._screen is not None and t_ms - self._screen[0] < 5000
-        if screen:
-            frames.append(self._screen[1])
-        prompt = build_vision_prompt(queries, conditions, tool_prompt=self.config.tool_prompt,
-                                     n_images=len(frames), screen=screen)
-        started = time.perf_counter()
-        async with asyncio.timeout(30):
-            text = await self.vision.ask(prompt, frames, system=VISION_SYSTEM,
-                                         max_tokens=40 + 24 * len(queries) + 16 * len(conditions))
-        logger.debug("[%s] vision answer in %.0f ms", self.conversation_id, 1000 * (time.perf_counter() - started))
-        if self._closed:
-            return
-        parsed = parse_vision_answer(text, len(queries), len(conditions))
-        self._scene = parsed.scene
-        self._vision_answers = [(q, a) for q, a in zip(queries, parsed.answers) if a]
-        if parsed.scene:
-            self._observations.append(parsed.scene)
-        for tool, arguments in self.tools.vision_update(parsed.conditions, self.tracker.state, t_ms,
-                                                        scene=parsed.scene):
-            await self._fire(tool, arguments, [frame])
-        self._maybe_publish_awareness()
+        if self.vision_loop is not None and self._vision_task is None:
+            self._vision_task = self._spawn(loop, self.vision_loop.run(), "perception.vision")

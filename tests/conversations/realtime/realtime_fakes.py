@@ -221,7 +221,9 @@ def make_pipeline(*, layers: dict[str, Any] | None = None, system_prompt: str = 
     engines = EngineBundle(vad=FakeVAD(), tts=tts or FakeTTS(), stt=stt or FakeSTT("Hello there."),
                            llm=llm or FakeLLM(), turn=turn)
     clock = ManualClock()
-    sink = events.append if events is not None else None
+    from conversations.realtime.protocol import to_wire
+
+    sink = (lambda e: events.append(to_wire(e, "ctest"))) if events is not None else None
     pipe = ConversationPipeline(cfg, engines, conversation_id="ctest", event_sink=sink,
                                 clock=clock, renderer=renderer, output_sample_rate=16_000)
     driver = RealtimeDriver(pipe, speed=speed, clock=clock)

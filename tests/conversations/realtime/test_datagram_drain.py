@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from conversations.realtime.transport import MAX_DATAGRAMS_PER_WAKE, drain_datagram_sockets
+from conversations.realtime.ice import MAX_DATAGRAMS_PER_WAKE, drain_datagram_sockets
 
 
 class Counter(asyncio.DatagramProtocol):

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from conversations.realtime import events as ev
-from conversations.realtime.agent import DYNAMIC_GREETING_REQUEST, ConversationPipeline, EngineBundle
+from conversations.realtime.actions import DYNAMIC_GREETING_REQUEST
+from conversations.realtime.agent import ConversationPipeline, EngineBundle
 from conversations.realtime.config import PipelineConfig
 from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, make_pipeline, run, words_audio
 

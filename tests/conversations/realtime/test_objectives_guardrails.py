@@ -9,8 +9,9 @@ import pytest
 from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, FakeTTS, make_pipeline, run, words_audio
 
 from conversations.realtime import events as ev
-from conversations.realtime.guardrails import GUARDRAIL_TRIGGERED, INTERNAL, SAFE_LINE
-from conversations.realtime.objectives import (NOTFOUND, OBJECTIVE_COMPLETED, OBJECTIVE_PENDING, ObjectiveGraph,
+from conversations.realtime.events import GUARDRAIL_TRIGGERED, INTERNAL, OBJECTIVE_COMPLETED, OBJECTIVE_PENDING
+from conversations.realtime.guardrails import SAFE_LINE
+from conversations.realtime.objectives import (NOTFOUND, ObjectiveGraph,
                                                ObjectiveTracker)
 from conversations.realtime.protocol import ProtocolError
 

@@ -22,7 +22,7 @@ from conversations.realtime.completeness import (
     clean_transcript,
     count_content_words,
 )
-from conversations.realtime.turn_taking import judge_turn
+from conversations.realtime.turn_policy import judge_turn
 
 
 @pytest.mark.parametrize("text, expected", [

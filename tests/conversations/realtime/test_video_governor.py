@@ -6,7 +6,7 @@ import asyncio
 import time
 import numpy as np
 
-from conversations.realtime.transport import VIDEO_FPS, MediaPump, VideoGovernor
+from conversations.realtime.media import VIDEO_FPS, MediaPump, VideoGovernor
 
 
 def test_pressure_lowers_the_frame_rate_step_by_step_and_calm_restores_it() -> None:

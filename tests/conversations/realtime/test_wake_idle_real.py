@@ -12,7 +12,7 @@ from conversations.realtime.audio import resample
 from conversations.realtime.config import IDLE_ENGAGEMENT
 from conversations.realtime.idle import NUDGE_NOTE
 from conversations.realtime.engines.base import VoiceOptions
-from conversations.realtime.wake import WAKE_PHRASE_DETECTED
+from conversations.realtime.events import WAKE_PHRASE_DETECTED
 from tests.conversations.realtime.engines.engine_helpers import words_of as words
 from tests.conversations.realtime.realtime_fakes import run
 from tests.conversations.realtime.test_pipeline_real import WAIT_S, make, replica_turns, user_turns

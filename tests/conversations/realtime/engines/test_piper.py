@@ -13,7 +13,7 @@ import pytest
 from conversations.realtime.engines import models, registry
 from conversations.realtime.engines.base import EngineError, VoiceOptions
 from conversations.realtime.engines.piper_tts import ipa_timings
-from faces.renderer import viseme
+from faces.mouth import viseme
 
 SENTENCE = "The capital of France is Paris, a lovely city on the river."
 

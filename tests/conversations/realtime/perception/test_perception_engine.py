@@ -10,7 +10,9 @@ import pytest
 from bench import perception_scene as sv
 from conversations.realtime.clock import ManualClock
 from conversations.realtime.perception.engine import MediaPipePerception, get_engine
-from conversations.realtime.perception.monitor import PERCEPTION_CHANGE, PerceptionMonitor, SamplingPolicy
+from conversations.realtime.events import PERCEPTION_CHANGE
+from conversations.realtime.perception.monitor import PerceptionMonitor
+from conversations.realtime.perception.options import SamplingPolicy
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +109,7 @@ def test_scripted_call_states_and_changes(engine) -> None:
     monitor = PerceptionMonitor(
         {"perception_model": "mediapipe", "perception_analysis_queries": ["Did the user leave the frame?",
                                                                            "Was the user wearing glasses?"]},
-        emit=lambda kind, props: events.append((clock.monotonic(), kind, props)), clock=clock, engine=engine,
+        emit=lambda e: events.append((clock.monotonic(), e.name, e.properties())), clock=clock, engine=engine,
         sampling=SamplingPolicy(idle_fps=2.0))
 
     async def main() -> dict[float, str]:

@@ -17,7 +17,8 @@ from conversations.realtime.perception.awareness import (
     parse_vision_answer,
 )
 from conversations.realtime.perception.context import format_visual_context
-from conversations.realtime.perception.monitor import PerceptionConfig, create_monitor
+from conversations.realtime.perception.monitor import create_monitor
+from conversations.realtime.perception.options import PerceptionConfig
 from conversations.realtime.perception.state import PerceptionChange, StateTracker, VisualState
 from conversations.realtime.perception.tools import OnsetGate, ToolWatcher, parse_tools
 

@@ -20,12 +20,9 @@ import pytest
 
 from bench import perception_scene as sv
 from conversations.realtime.perception.engine import get_engine
-from conversations.realtime.perception.monitor import (
-    PERCEPTION_AWARENESS,
-    PERCEPTION_TOOL_CALL,
-    PerceptionMonitor,
-    SamplingPolicy,
-)
+from conversations.realtime.events import PERCEPTION_AWARENESS, PERCEPTION_TOOL_CALL
+from conversations.realtime.perception.monitor import PerceptionMonitor
+from conversations.realtime.perception.options import SamplingPolicy
 from tests.conversations.realtime.perception.vision_server import (
     API_KEY,
     VisionServer,
@@ -67,7 +64,7 @@ async def _feed_until(monitor: PerceptionMonitor, cond, timeout: float = 20.0, f
 def test_vision_model_request_answers_tool_and_analysis(server: VisionServer) -> None:
     events: list[tuple[str, dict]] = []
     layer = {**LAYER, "base_url": server.base_url}
-    monitor = PerceptionMonitor(layer, emit=lambda kind, props: events.append((kind, props)), engine=get_engine(),
+    monitor = PerceptionMonitor(layer, emit=lambda e: events.append((e.name, e.properties())), engine=get_engine(),
                                 sampling=SamplingPolicy(idle_fps=4.0, vision_interval_s=0.2))
 
     async def main() -> tuple[str, str]:
@@ -123,7 +120,7 @@ def test_vision_endpoint_failure_is_reported_once_and_embedded_perception_goes_o
     server.status = 503
     events: list[tuple[str, dict]] = []
     monitor = PerceptionMonitor({**LAYER, "base_url": server.base_url},
-                                emit=lambda kind, props: events.append((kind, props)), engine=get_engine(),
+                                emit=lambda e: events.append((e.name, e.properties())), engine=get_engine(),
                                 sampling=SamplingPolicy(idle_fps=4.0, vision_interval_s=0.1))
 
     async def main() -> str:

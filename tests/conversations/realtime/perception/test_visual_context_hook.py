@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bench.harness import RealtimeDriver
 from conversations.realtime import events as ev
+from conversations.realtime.protocol import to_wire
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
 from conversations.realtime.clock import ManualClock
 from conversations.realtime.config import PipelineConfig
@@ -18,7 +19,7 @@ def _pipeline(provider, *, stt=None, llm=None, layers=None):  # noqa: ANN001, AN
                            llm=llm or FakeLLM("I see you."))
     clock = ManualClock()
     events: list[dict] = []
-    pipe = ConversationPipeline(cfg, engines, conversation_id="cvis", event_sink=events.append, clock=clock,
+    pipe = ConversationPipeline(cfg, engines, conversation_id="cvis", event_sink=lambda e: events.append(to_wire(e, "cvis")), clock=clock,
                                 output_sample_rate=16_000, visual_context_provider=provider)
     return pipe, RealtimeDriver(pipe, speed=0, clock=clock), engines, events
 
