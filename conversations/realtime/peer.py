@@ -19,8 +19,10 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from .events import ErrorOccurred
 from .ice import drain_datagram_sockets, include_loopback_candidates
 from .media import MediaPump, QueuedTrack
+from .protocol import to_wire
 
 logger = logging.getLogger(__name__)
 
@@ -166,21 +168,23 @@ class PeerSession:
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         if len(message) > MAX_DATA_CHANNEL_MESSAGE:
-            self.send({"message_type": "system", "event_type": "system.error",
-                       "properties": {"reason": f"message too large ({len(message)} bytes; "
-                                                f"the limit is {MAX_DATA_CHANNEL_MESSAGE})", "code": "message_too_large"}})
+            self._refuse(f"message too large ({len(message)} bytes; the limit is {MAX_DATA_CHANNEL_MESSAGE})",
+                         "message_too_large")
             return
         try:
             data = json.loads(message)
         except ValueError:
-            self.send({"message_type": "system", "event_type": "system.error",
-                       "properties": {"reason": "messages must be JSON objects", "code": "bad_message"}})
+            self._refuse("messages must be JSON objects", "bad_message")
             return
         if isinstance(data, dict) and data.get("type") in ("ping", "pong"):
             if data["type"] == "ping":
                 self.send({"type": "pong"})
             return
         await self._on_message(data)
+
+    def _refuse(self, reason: str, code: str) -> None:
+        """A data-channel message that never reached the protocol: a ``system.error`` back."""
+        self.send(to_wire(ErrorOccurred(reason=reason, code=code, timestamp=time.time()), self.label))
 
     def send(self, payload: dict[str, Any]) -> bool:
         """Send an event on the data channel (False if it is not open or too large)."""
