@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from conversations import services
 from conversations.models import Conversation, ConversationEvent, Utterance
 from conversations.views import duration_of, format_duration
-from pals.layers import mask_secrets
+from pals.stored_layers import mask_secrets
 
 
 class UtteranceInline(admin.TabularInline):

@@ -15,9 +15,9 @@ from cvi_site.domain import ApplicationError
 from cvi_site.models import Account
 from pals import services
 from pals.api.serializers import pal_input
-from pals.forms import service_error_items
-from pals.layers import mask_secrets
 from pals.models import Pal
+from pals.service_errors import service_error_items
+from pals.stored_layers import mask_secrets
 
 SERVICE_ERRORS = (ApplicationError, DjangoValidationError)
 JSON_FIELDS = ("layers", "document_ids", "document_tags", "guardrail_ids")

@@ -1,4 +1,5 @@
-"""The PAL editor form: every option of a PAL, grouped by layer, as plain HTML fields.
+"""The PAL Maker's forms: the PAL editor (``PalEditorForm``, every option of a PAL as plain HTML
+fields, grouped by layer) with its mapping between the PAL's data and the fields, and "talk now".
 
 The form does no business validation of its own. ``to_data()`` turns the fields into the
 same ``data`` dict the REST API accepts and the view checks it as the API does
@@ -7,262 +8,30 @@ paths such as ``layers.llm.base_url``) come back through ``add_service_errors()`
 beside the field they name. So a rule the API enforces blocks the form the same way, because
 both run the same code.
 
-The layer options' fields (label, help, kind, limits, which are folded under "more options")
-are generated from the layer spec, ``conversations.realtime.layerspec``, the same table the
-REST serializers and the OpenAPI page come from; the turn-taking choices are labelled with the
-seconds that ``conversations.realtime.config`` actually uses.
+The layer options' fields (label, help, kind, limits) are generated from the layer spec,
+``conversations.realtime.layerspec``, the same table the REST serializers and the OpenAPI page
+come from: the field map is ``pals.editor_fields``, the sections and "more options" folds are
+``pals.editor_layout``, and the labels and choices not in the spec are ``pals.editor_text``.
 """
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from conversations.realtime import layerspec as spec
-from conversations.realtime.config import LEVEL_TABLES, IdlePolicy, InterruptPolicy, TurnWaits
+from conversations.realtime.config import LEVEL_TABLES
+from pals.editor_fields import BY_PATH, OPTIONS, SECRET_CLEAR, SpecFields, textarea
+from pals.editor_layout import (ADVANCED, ADVANCED_TITLES, ENDPOINT_ONLY, SECTION_INTROS, SECTION_OF_LAYER,
+                                SECTIONS, SHOW_WHEN)
+from pals.editor_text import DESCRIBE_LEVELS, LANGUAGE_CHOICES, engine_choices
 from pals.models import Pal
-
-# --------------------------------------------------------------------------- help and labels
-
-
-def _s(ms: float) -> str:
-    return f"{ms / 1000:g} s"
+from pals.service_errors import service_error_items
 
 
-def patience_choices(waits: Mapping[str, TurnWaits]) -> list[tuple[str, str]]:
-    """Short labels with the range of seconds; the full table is in ``patience_help()``."""
-    words = {"low": "Low — snappy", "medium": "Medium — balanced", "high": "High — patient"}
-    return [("", "Default (medium)")] + [
-        (level, f"{words[level]} ({_s(w.complete_ms)}–{_s(w.incomplete_ms)})") for level, w in waits.items()]
-
-
-def patience_help(waits: Mapping[str, TurnWaits]) -> str:
-    rows = "; ".join(f"{level} {w.complete_ms / 1000:g} / {w.neutral_ms / 1000:g} / {w.incomplete_ms / 1000:g} s"
-                     for level, w in waits.items())
-    return ("How long the agent waits after you stop speaking before it answers — after a finished sentence / "
-            f"otherwise / when you stop mid-thought: {rows}.")
-
-
-def interruptibility_choices(policies: Mapping[str, InterruptPolicy]) -> list[tuple[str, str]]:
-    words = {"low": "Low — hard to interrupt", "medium": "Medium", "high": "High — stops at once"}
-    out = [("", "Default (medium)")]
-    for level, p in policies.items():
-        rule = _s(p.min_speech_ms) + (f" + {p.min_words} word{'s' if p.min_words > 1 else ''}" if p.min_words else "")
-        out.append((level, f"{words[level]} ({rule})"))
-    return out
-
-
-def interruptibility_help(policies: Mapping[str, InterruptPolicy]) -> str:
-    parts = []
-    for level, p in policies.items():
-        text = f"{level}: {_s(p.min_speech_ms)} of your speech"
-        if p.min_words:
-            text += f" and {p.min_words} real word{'s' if p.min_words > 1 else ''}"
-            if p.force_ms:
-                text += f" (or {_s(p.force_ms)} of speech alone)"
-        parts.append(text)
-    return ("How much of your speech over the agent stops it — " + "; ".join(parts)
-            + ". Backchannels such as “mm-hm” never count as words.")
-
-
-def idle_choices(policies: Mapping[str, IdlePolicy]) -> list[tuple[str, str]]:
-    return [("", "Default (off)"), ("off", "Off — never speaks first")] + [
-        (level, f"{level.capitalize()} (after {p.after_s:g} s, up to {p.max_nudges}×)") for level, p in policies.items()]
-
-
-def idle_help(policies: Mapping[str, IdlePolicy]) -> str:
-    rows = "; ".join(f"{level}: after {p.after_s:g} s, at most {p.max_nudges} time{'s' if p.max_nudges > 1 else ''}"
-                     for level, p in policies.items())
-    return ("Whether the agent speaks up when you stay silent, with a short line that fits the conversation — "
-            f"{rows} until you speak again. Not while it waits for its wake phrase.")
-
-
-SENSITIVITY_LABELS = {
-    "": "Not set (use conversational flow)", "superlow": "Super low", "verylow": "Very low", "low": "Low",
-    "medium": "Medium", "high": "High", "auto": "Auto",
-}
-TRISTATE = [("", "Default"), ("true", "On"), ("false", "Off")]
-PERCEPTION_LABELS = {
-    "": "Default (embedded MediaPipe)",
-    "mediapipe": "Embedded (MediaPipe, on this machine)",
-    "vision-llm": "A vision model at an OpenAI-compatible endpoint",
-    "off": "Off (the agent does not look at the camera)",
-}
-TURN_MODEL_LABELS = {
-    "": "Default (smart turn)",
-    "smart-turn": "Smart turn — a trained model hears whether you sound finished, and the words are checked",
-    "vad": "Pause length only",
-}
-def voice_choices() -> list[tuple[str, str]]:
-    """The editor's voice list: the voices installed here (``frontdoor.voice_catalogue``)."""
-    from conversations.realtime.frontdoor import voice_catalogue
-
-    return [(v["voice_id"], v["name"] + (f" (engine {v['engine']})" if v["engine"] != "espeak-ng" else ""))
-            for v in voice_catalogue()]
-
-
-LANGUAGE_CHOICES = [
-    ("english", "English"), ("multilingual", "Detect automatically (multilingual)"), ("spanish", "Spanish"),
-    ("french", "French"), ("german", "German"), ("italian", "Italian"), ("portuguese", "Portuguese"),
-    ("dutch", "Dutch"), ("polish", "Polish"), ("swedish", "Swedish"), ("hindi", "Hindi"),
-    ("japanese", "Japanese"), ("chinese", "Chinese"),
-]
-
-
-def _engines(kind: str) -> list[dict[str, Any]]:
-    from conversations.realtime.engines.registry import available_engines
-
-    return list(available_engines().get(kind, []))
-
-
-def _engine_choices(kind: str, *, embedded_only: bool = False) -> list[tuple[str, str]]:
-    out = [("", "Default")]
-    for e in _engines(kind):
-        if embedded_only and not e.get("embedded", True):
-            continue
-        label = e["name"] + (" (default)" if e.get("default") else "")
-        if e.get("description"):
-            label += f" — {e['description']}"
-        out.append((e["name"], label))
-    return out
-
-
-# --------------------------------------------------------------------------- field map
-
-
-@dataclass(frozen=True)
-class Option:
-    """One form field and where its value lives in the PAL's data (the API's shape)."""
-
-    field: str
-    path: tuple[str, ...]
-    kind: str = "str"  # str, choice, multi, lines, csv, json, bool_on, bool_off, tristate, float, int, secret
-
-
-def _form_kind(opt: spec.Option) -> str:
-    """How the editor shows a layer option of the spec."""
-    if opt.kind == "bool":
-        return "tristate" if opt.default is None else "bool_off" if opt.default else "bool_on"
-    return {"choice": "choice", "engine": "choice", "secret": "secret", "str_map": "json", "json_map": "json",
-            "secret_map": "json",  # shown with its values masked; a masked value sent back keeps the stored one
-            "tools": "json", "str_list": "lines", "float": "float", "int": "int"}.get(opt.kind, "str")
-
-
-#: the layer options the editor shows: every option of the spec with a label
-EDITOR_OPTIONS: tuple[spec.Option, ...] = tuple(o for o in spec.OPTIONS if o.label)
-
-OPTIONS: tuple[Option, ...] = (
-    Option("pal_name", ("pal_name",)),
-    Option("pipeline_mode", ("pipeline_mode",), "choice"),
-    Option("system_prompt", ("system_prompt",)),
-    Option("context", ("context",)),
-    Option("greeting", ("greeting",)),
-    Option("default_face_id", ("default_face_id",), "choice"),
-    Option("document_ids", ("document_ids",), "csv"),
-    Option("document_tags", ("document_tags",), "csv"),
-    Option("objectives_id", ("objectives_id",), "choice"),
-    Option("guardrail_ids", ("guardrail_ids",), "multi"),
-    Option("guardrails_id", ("guardrails_id",), "choice"),
-) + tuple(Option(o.form_field, o.path, _form_kind(o)) for o in EDITOR_OPTIONS)
-BY_PATH = {".".join(o.path): o.field for o in OPTIONS}
-# The LLM model name is one option shown as two fields (embedded choice / endpoint model).
-BY_PATH["layers.llm.model"] = "llm_model"
-BY_PATH["layers.tts.voice_settings"] = spec.get("tts", "voice_settings.speed").form_field
-
-#: form-only fields a layer's section shows first (the LLM's source and model are one option, shown as three)
-_SECTION_EXTRAS = {"llm": ("llm_source", "llm_embedded_model", "llm_model")}
-#: editor sections in display order: (anchor, title, fields)
-#: each layer's section anchor in the editor
-SECTION_OF_LAYER = {"conversational_flow": "flow", "stt": "stt", "llm": "llm", "tts": "tts", "perception": "perception"}
-SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("identity", "Identity", ("pal_name", "pipeline_mode", "system_prompt", "context", "greeting", "default_face_id")),
-) + tuple(
-    (SECTION_OF_LAYER[layer], spec.LAYER_TITLES[layer],
-     _SECTION_EXTRAS.get(layer, ()) + tuple(o.form_field for o in EDITOR_OPTIONS if o.layer == layer))
-    # a layer whose options are all API-only (transport) has no section
-    for layer in spec.LAYERS if layer in _SECTION_EXTRAS or any(o.layer == layer for o in EDITOR_OPTIONS)
-) + (
-    ("knowledge", "Knowledge and guardrails", ("document_ids", "document_tags", "objectives_id", "guardrail_ids",
-                                                      "guardrails_id")),
-)
-SECRET_CLEAR = {o.form_field: o.form_field + "_clear" for o in EDITOR_OPTIONS if o.kind == "secret"}
-
-
-def _ta(rows: int = 3, **attrs) -> forms.Textarea:
-    return forms.Textarea(attrs={"rows": rows, **attrs})
-
-
-JSON_ATTRS = {"spellcheck": "false", "class": "mono", "data-json": "1"}
-#: presentation only: placeholders and input hints of some fields
-_WIDGET_ATTRS: dict[str, dict[str, str]] = {
-    "stt_hotwords": {"placeholder": "OpenCVI, Ada Lovelace, Zürich"},
-    "stt_base_url": {"placeholder": "https://westeurope.stt.speech.microsoft.com", "spellcheck": "false"},
-    "llm_base_url": {"placeholder": "https://api.example.com/v1", "inputmode": "url", "spellcheck": "false"},
-    "llm_temperature": {"step": "0.1", "placeholder": str(spec.default("llm", "temperature"))},
-    "llm_max_tokens": {"placeholder": str(spec.default("llm", "max_tokens"))},
-    "tts_voice_id": {"list": "voice-list", "placeholder": "en-us", "spellcheck": "false"},
-    "tts_speed": {"step": "0.05", "placeholder": "1.0"},
-    "tts_base_url": {"placeholder": "http://gpu-box:8880/v1", "spellcheck": "false"},
-    "tts_region": {"placeholder": "westeurope", "spellcheck": "false"},
-}
-#: labels of some choices (the rest show their value)
-_CHOICE_LABELS: dict[str, dict[str, str]] = {
-    "cf_turn_detection_model": TURN_MODEL_LABELS,
-    "pc_perception_model": PERCEPTION_LABELS,
-    "stt_pause_sensitivity": SENSITIVITY_LABELS,
-    "stt_interrupt_sensitivity": SENSITIVITY_LABELS,
-}
-
-
-def _editor_field(opt: spec.Option) -> forms.Field:
-    """The editor's field for one layer option of the spec (label, help and limits from it)."""
-    kind = _form_kind(opt)
-    name = opt.form_field
-    common = {"label": opt.label, "required": False, "help_text": opt.help.replace("`", "")}
-    attrs = _WIDGET_ATTRS.get(name, {})
-    if kind == "choice":
-        labels = _CHOICE_LABELS.get(name, {})
-        default = f"Default ({opt.default})" if opt.default is not None else "Default"
-        return forms.ChoiceField(choices=[("", labels.get("", default))]
-                                 + [(c, labels.get(c, c.capitalize())) for c in opt.choices], **common)
-    if kind == "tristate":
-        return forms.ChoiceField(choices=TRISTATE, **common)
-    if kind in ("bool_on", "bool_off"):
-        return forms.BooleanField(initial=kind == "bool_off", **common)
-    if kind == "float":
-        return forms.FloatField(widget=forms.NumberInput(attrs=attrs), **common)
-    if kind == "int":
-        return forms.IntegerField(widget=forms.NumberInput(attrs=attrs), **common)
-    if kind == "secret":
-        return forms.CharField(max_length=opt.max_length, widget=forms.PasswordInput(
-            attrs={"autocomplete": "off"}, render_value=False), **common)
-    if kind == "json":
-        return forms.CharField(widget=_ta(6 if opt.kind == "tools" else 2, **JSON_ATTRS), **common)
-    if kind == "lines" or opt.kind == "text":
-        return forms.CharField(widget=_ta(3 if kind == "lines" else 2), **common)
-    return forms.CharField(max_length=opt.max_length, widget=forms.TextInput(attrs=attrs) if attrs else None,
-                           **common)
-
-
-def _spec_fields() -> dict[str, forms.Field]:
-    fields: dict[str, forms.Field] = {}
-    for opt in EDITOR_OPTIONS:
-        fields[opt.form_field] = _editor_field(opt)
-        if opt.form_field in SECRET_CLEAR:
-            fields[SECRET_CLEAR[opt.form_field]] = forms.BooleanField(label="Remove the stored key", required=False)
-    return fields
-
-
-_SpecFields = type("_SpecFields", (forms.Form,), _spec_fields())
-
-
-class PalEditorForm(_SpecFields):
+class PalEditorForm(SpecFields):
     """Every PAL option as a field (the layer options generated from the layer spec); see the
     module docstring for how it is validated."""
 
@@ -273,12 +42,12 @@ class PalEditorForm(_SpecFields):
         label="Pipeline mode", choices=[("full", "Full — listens, thinks and answers"),
                                         ("echo", "Echo — speaks exactly what your app sends (no STT or LLM)")],
         initial="full", help_text="Echo mode is for apps that bring their own brain: they send text and the face says it.")
-    system_prompt = forms.CharField(label="System prompt", required=False, widget=_ta(6),
+    system_prompt = forms.CharField(label="System prompt", required=False, widget=textarea(6),
                                     help_text="Who the agent is and how it behaves. Required in full mode. "
                                               "Keep replies short: they are spoken.")
-    context = forms.CharField(label="Context", required=False, widget=_ta(4),
+    context = forms.CharField(label="Context", required=False, widget=textarea(4),
                               help_text="Background facts the agent can use (appended to the prompt).")
-    greeting = forms.CharField(label="Greeting", required=False, widget=_ta(2),
+    greeting = forms.CharField(label="Greeting", required=False, widget=textarea(2),
                                help_text="Spoken first when a conversation starts (a conversation's custom_greeting "
                                          "replaces it). Never interruptible.")
     default_face_id = forms.ChoiceField(label="Default face", required=False,
@@ -319,13 +88,13 @@ class PalEditorForm(_SpecFields):
         self.section_errors: dict[str, list[str]] = {}
         # choices and help that depend on the numbers the pipeline uses and the engines installed here
         for (layer, name), table in LEVEL_TABLES.items():
-            choices, help_text = _DESCRIBE_LEVELS[type(next(iter(table.values())))]
+            choices, help_text = DESCRIBE_LEVELS[type(next(iter(table.values())))]
             field = self.fields[spec.get(layer, name).form_field]
             field.choices = choices(table)
             field.help_text = help_text(table)
         for layer, name in (("stt", "stt_engine"), ("tts", "tts_engine")):
-            self.fields[spec.get(layer, name).form_field].choices = _engine_choices(layer)
-        embedded = [c for c in _engine_choices("llm", embedded_only=True) if c[0]]
+            self.fields[spec.get(layer, name).form_field].choices = engine_choices(layer)
+        embedded = [c for c in engine_choices("llm", embedded_only=True) if c[0]]
         self.fields["llm_embedded_model"].choices = embedded
         self.fields["llm_embedded_model"].help_text = "Runs on this server's CPU; nothing leaves the machine."
         face_choices = [("", "None — choose one per conversation")]
@@ -420,7 +189,7 @@ class PalEditorForm(_SpecFields):
             if converted is _OMIT:
                 continue
             if opt.path[0] == "layers" and opt.path[1] == "llm" and c.get("llm_source") != "endpoint" \
-                    and opt.path[2] in _ENDPOINT_ONLY:
+                    and opt.path[2] in ENDPOINT_ONLY:
                 continue  # endpoint-only options are not stored for the embedded model
             _set(data, opt.path, converted)
         if c.get("llm_source") == "endpoint":
@@ -489,42 +258,7 @@ class PalEditorForm(_SpecFields):
         }
 
 
-#: fields shown folded under "More options" (legacy names, cloud-provider settings)
-ADVANCED = frozenset(o.form_field for o in EDITOR_OPTIONS if o.advanced)
-#: how the editor words the levels of an option (config.LEVEL_TABLES), by what a level is
-_DESCRIBE_LEVELS = {
-    TurnWaits: (patience_choices, patience_help),
-    InterruptPolicy: (interruptibility_choices, interruptibility_help),
-    IdlePolicy: (idle_choices, idle_help),
-}
-ADVANCED_TITLES = {
-    "stt": "Cloud engines and legacy options (hosted API names)",
-    "llm": "Request details and sampling",
-    "tts": "Cloud voice providers",
-    "perception": "Visual tools and vision endpoint",
-    "flow": "Turn detection details",
-}
-SECTION_INTROS = {
-    "identity": "Who the agent is and what it says first. The system prompt matters most.",
-    "flow": "When the agent answers, and how easily you can talk over it.",
-    "stt": "How the agent hears you. The language is chosen per conversation (Talk now asks; the API takes "
-           "properties.language).",
-    "llm": "How the agent thinks: a model running on this server, or any OpenAI-compatible endpoint.",
-    "tts": "How the agent sounds. Press Preview voice to hear the current settings before you save.",
-    "perception": "What the agent notices through the camera, and what it reports at the end of a call.",
-    "knowledge": "The documents the agent answers from, the objectives it works through and the guardrails it "
-                 "keeps (made on the Knowledge, Objectives and Guardrails pages).",
-}
-#: fields that show only for one choice of another field: field -> (controlling field, value)
-_ENDPOINT_ONLY = ("base_url", "api_key", "headers", "extra_body", "default_query")
-SHOW_WHEN = {
-    "llm_embedded_model": ("llm_source", "embedded"),
-    "llm_model": ("llm_source", "endpoint"),
-    **{spec.get("llm", name).form_field: ("llm_source", "endpoint") for name in _ENDPOINT_ONLY},
-}
-
-
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- data mapping
 
 _OMIT = object()
 
@@ -583,6 +317,9 @@ def _from_field(value: Any, kind: str) -> Any:
     raise ValueError(kind)
 
 
+# --------------------------------------------------------------------------- service errors -> fields
+
+
 def _layer_title(layer: str) -> str:
     return spec.LAYER_TITLES.get(layer, layer)
 
@@ -599,48 +336,7 @@ def _field_for(path: str) -> str | None:
     return None
 
 
-_PREFIXED = re.compile(r"^([a-z_]+(?:\.[a-z_0-9]+)*)(?::| is | must )\s*(.*)$")
-
-
-def service_error_items(exc: Exception) -> list[tuple[str, str]]:
-    """(dotted path, message) pairs from an InvalidError or a DRF ValidationError (field by field),
-    a Django ValidationError or an ApplicationError (whose message may start with ``field: ...``)."""
-    from cvi_site.domain import ApplicationError, InvalidError
-
-    if isinstance(exc, InvalidError):
-        return list(_walk(exc.errors, ""))
-    if isinstance(exc, DRFValidationError):
-        return list(_walk(exc.detail, ""))
-    if isinstance(exc, DjangoValidationError):
-        if hasattr(exc, "error_dict"):
-            return [(k, " ".join(v)) for k, v in exc.message_dict.items()]
-        return [("", m) for m in exc.messages]
-    if isinstance(exc, ApplicationError):
-        out = []
-        for part in exc.message.split("; "):
-            m = _PREFIXED.match(part)
-            if m and m.group(1) in BY_PATH:
-                rest = part[len(m.group(1)):].lstrip(": ")
-                out.append((m.group(1), rest))
-            else:
-                out.append(("", part))
-        return out
-    return [("", str(exc))]
-
-
-def _walk(detail: Any, prefix: str) -> Iterable[tuple[str, str]]:
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            key = str(key)
-            if key == "non_field_errors":
-                yield from _walk(value, prefix)
-            else:
-                yield from _walk(value, f"{prefix}.{key}" if prefix else key)
-    elif isinstance(detail, (list, tuple)):
-        for item in detail:
-            yield from _walk(item, prefix)
-    else:
-        yield prefix, str(detail)
+# --------------------------------------------------------------------------- talk now
 
 
 class TalkNowForm(forms.Form):

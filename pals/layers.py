@@ -5,7 +5,8 @@ in ``conversations.realtime.layerspec``; the serializer fields here are generate
 the REST API, the OpenAPI schema (drf-spectacular reads the fields' ``help_text``), the PAL
 Maker forms and the admin, which all validate through ``validate_layers``, list the same
 options. What this module adds is the rules between options and against the installation:
-engine names that exist here, tool schemas, what a cloud engine cannot work without.
+engine names that exist here, tool schemas, what a cloud engine cannot work without. The rules
+on stored layers that need no DRF (secret masking, the echo-mode check) are ``pals.stored_layers``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rest_framework import serializers
 
 from conversations.realtime import layerspec as spec
 from cvi_site.serializers import StrictSerializer
+from pals.stored_layers import plain
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -165,16 +167,6 @@ class ConversationalFlowLayerSerializer(_layer_fields("conversational_flow")):
         return attrs
 
 
-def full_mode_problem(layers: Any) -> str:
-    """Why an echo-mode PAL cannot have ``layers`` ("" if it can): the options only a full
-    pipeline honours (turns and the LLM), from the layer spec."""
-    found = spec.full_only_set(layers or {})
-    if not found:
-        return ""
-    return (f"layers.{found[0].dotted} needs pipeline_mode full: echo mode makes no turns and has no LLM "
-            "(leave it out, or use pipeline_mode full)")
-
-
 class TransportLayerSerializer(_layer_fields("transport")):
     pass
 
@@ -275,9 +267,6 @@ class LayersSerializer(StrictLayerSerializer):
     transport = TransportLayerSerializer(required=False)
 
 
-SECRET_FIELDS = tuple((o.layer, o.name) for o in spec.secrets())
-
-
 def validate_layers(layers: Any, *, warnings: list[str] | None = None) -> dict:
     """Validate and normalise a layers object; raises DRF ``ValidationError`` with paths. The hosted
     product's managed engine names are stored as the engines they mean here
@@ -292,48 +281,4 @@ def validate_layers(layers: Any, *, warnings: list[str] | None = None) -> dict:
             warnings.extend(mapped)
     serializer = LayersSerializer(data=layers)
     serializer.is_valid(raise_exception=True)
-    return _plain(serializer.validated_data)
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _mask(value: Any) -> Any:  # noqa: ANN401
-    if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, str) and value:
-        return "****" + value[-4:] if len(value) > 8 else "****"
-    return value
-
-
-def mask_secrets(layers: dict) -> dict:
-    """A copy of ``layers`` safe to show: secrets (and each value of a secret map) reduced to
-    their last four characters."""
-    out = _plain(layers)
-    for layer, field in SECRET_FIELDS:
-        if out.get(layer, {}).get(field):
-            out[layer][field] = _mask(out[layer][field])
-    return out
-
-
-def keep_stored_secrets(stored: dict, new: Any) -> None:  # noqa: ANN401
-    """In ``new`` (layers sent by a client), a secret that is the masked form of the stored one
-    means "keep the stored secret": put it back (for a secret map, value by value)."""
-    if not isinstance(new, dict):
-        return
-    for layer, field in SECRET_FIELDS:
-        old_value = (stored.get(layer) or {}).get(field)
-        sent = (new.get(layer) or {}).get(field) if isinstance(new.get(layer), dict) else None
-        if not old_value or not sent:
-            continue
-        if isinstance(old_value, dict) and isinstance(sent, dict):
-            for key, value in sent.items():
-                if key in old_value and value == _mask(old_value[key]):
-                    sent[key] = old_value[key]
-        elif sent == _mask(old_value):
-            new[layer][field] = old_value
+    return plain(serializer.validated_data)

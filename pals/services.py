@@ -16,8 +16,8 @@ from django.db import transaction
 from cvi_site.domain import ApplicationError, NotFoundError, Validate
 from cvi_site.patching import apply_operations, check_operations
 from cvi_site.models import Account
-from pals.layers import full_mode_problem, keep_stored_secrets, mask_secrets
 from pals.models import Pal
+from pals.stored_layers import full_mode_problem, keep_stored_secrets, mask_secrets
 
 # Every editable field, by its current name; legacy names map onto these.
 EDITABLE_FIELDS = (

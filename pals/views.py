@@ -25,11 +25,14 @@ from cvi_site.domain import ApplicationError
 from faces.selectors import face_list
 from pals import selectors, services
 from pals.api.serializers import pal_input
-from pals.forms import PalEditorForm, TalkNowForm, service_error_items, voice_choices
+from pals.editor_text import voice_choices
+from pals.forms import PalEditorForm, TalkNowForm
+from pals.service_errors import service_error_items
 from conversations.realtime import frontdoor, layerspec
 from conversations.realtime.config import PipelineConfig
-from pals.layers import keep_stored_secrets, validate_layers
+from pals.layers import validate_layers
 from pals.models import Pal
+from pals.stored_layers import keep_stored_secrets
 
 logger = logging.getLogger(__name__)
 

@@ -223,13 +223,13 @@ def test_an_unsupported_layer_option_is_refused(opt):
 
 
 def test_every_editor_field_is_an_api_field_that_is_accounted_for():
-    from pals import forms
+    from pals import editor_fields, forms
 
     api_fields = set(accepted_fields())
     form = forms.PalEditorForm()
-    by_field = {o.field: o.path for o in forms.OPTIONS}
+    by_field = {o.field: o.path for o in editor_fields.OPTIONS}
     for name in form.fields:
-        if name in FORM_HELPERS or name in forms.SECRET_CLEAR.values():
+        if name in FORM_HELPERS or name in editor_fields.SECRET_CLEAR.values():
             continue
         assert name in by_field, f"editor field {name} is not an API field"
         path = "pal." + ".".join(by_field[name])

@@ -5,7 +5,8 @@ default, choices (and the hosted API's names for them), limits, help text, the e
 whether the hosted API has it, and who consumes it. Everything else is derived from this table:
 
 - the REST serializers and so the OpenAPI schema (``pals.layers``),
-- the PAL editor's fields, sections and "more options" folds (``pals.forms``),
+- the PAL editor's fields (``pals.editor_fields``), sections and "more options" folds
+  (``pals.editor_layout``),
 - the defaults and choices :class:`~conversations.realtime.config.PipelineConfig` applies,
 - which options are secrets (write-only, masked on read).
 

@@ -10,7 +10,7 @@ import pytest
 
 from conversations.realtime import layerspec as spec
 from conversations.realtime.config import PipelineConfig
-from pals import forms, layers
+from pals import editor_fields, editor_layout, forms, layers
 
 SERIALIZERS = {
     "conversational_flow": layers.ConversationalFlowLayerSerializer, "stt": layers.SttLayerSerializer,
@@ -45,14 +45,14 @@ def test_the_editor_shows_every_option_with_a_label_and_derives_its_sections():
     for opt in spec.OPTIONS:
         if opt.label:
             field = form.fields[opt.form_field]
-            assert field.label == opt.label and (opt.form_field in forms.ADVANCED) == opt.advanced
-            assert forms.BY_PATH[".".join(opt.path)] == opt.form_field
+            assert field.label == opt.label and (opt.form_field in editor_layout.ADVANCED) == opt.advanced
+            assert editor_fields.BY_PATH[".".join(opt.path)] == opt.form_field
         else:
             # kept out of the editor: refused (unsupported), or edited through fields of their own
             assert opt.unsupported or opt.dotted in ("llm.model", "tts.voice_settings"), opt.dotted
-    in_sections = {name for _, _, names in forms.SECTIONS for name in names}
+    in_sections = {name for _, _, names in editor_layout.SECTIONS for name in names}
     assert {o.form_field for o in spec.OPTIONS if o.label} <= in_sections
-    assert set(forms.SECRET_CLEAR) == {o.form_field for o in spec.secrets() if o.label and o.kind == "secret"}
+    assert set(editor_fields.SECRET_CLEAR) == {o.form_field for o in spec.secrets() if o.label and o.kind == "secret"}
 
 
 def _sample(opt: spec.Option):
