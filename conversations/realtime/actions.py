@@ -34,7 +34,8 @@ from .structured import complete_text
 
 if TYPE_CHECKING:
     from .context import ConversationContext
-    from .events import EventEmitter, MetricsBook
+    from .events import EventEmitter
+    from .metrics import MetricsBook
     from .output import AudioOutputProcessor
     from .processors import FrameProcessor
     from .stages import LLMProcessor

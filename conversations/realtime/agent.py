@@ -62,11 +62,12 @@ from .engines.base import (
     VoiceOptions,
 )
 from .emotion import EMOTION_NOTE
-from .events import (Event, EventEmitter, EventSink, MetricsBook, RagObservability, TurnMetrics, TurnMetricsReady,
-                     UserStartedSpeaking, Utterance)
+from .events import (Event, EventEmitter, EventSink, RagObservability, TurnMetricsReady, UserStartedSpeaking,
+                     Utterance)
 from .guardrails import GuardrailChecker, GuardrailProcessor, rules_note
 from .objectives import ObjectiveRunner
 from .frames import InputAudioFrame
+from .metrics import MetricsBook, TurnMetrics
 from .output import AudioOutputProcessor
 from .processors import FrameProcessor, Pipeline, cancel_and_wait
 from .segmenter import SAMPLE_RATE

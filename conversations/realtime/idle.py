@@ -30,7 +30,7 @@ from typing import Any
 
 from .clock import Clock
 from .config import IdlePolicy
-from .events import MetricsBook
+from .metrics import MetricsBook
 from .frames import LLMRunFrame, TurnCommitFrame
 from .output import AudioOutputProcessor
 from .processors import FrameProcessor

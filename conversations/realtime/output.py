@@ -30,6 +30,7 @@ from .context import ConversationContext
 from .engines.base import FaceRenderer, ToolCall, TTSChunk
 from .events import (
     THINKING_AFTER_S,
+    EventEmitter,
     ReplicaStartedSpeaking,
     ReplicaStoppedSpeaking,
     ReplicaThinking,
@@ -37,8 +38,6 @@ from .events import (
     TurnMetricsReady,
     Utterance,
     UtteranceStreaming,
-    EventEmitter,
-    MetricsBook,
 )
 from .frames import (
     CancelFrame,
@@ -53,6 +52,7 @@ from .frames import (
     TurnCommitFrame,
     TurnDiscardFrame,
 )
+from .metrics import MetricsBook
 from .processors import FrameProcessor
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from .clock import Clock
 from .config import LLMConfig
 from .context import ConversationContext, repeats_answered_call
 from .engines.base import LanguageModel, LLMDelta, TextToSpeech, ToolCall, TTSChunk, VoiceOptions
-from .events import EventEmitter, MetricsBook
+from .events import EventEmitter
+from .metrics import MetricsBook
 from .frames import (
     CancelFrame,
     Frame,

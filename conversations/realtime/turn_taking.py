@@ -36,7 +36,8 @@ from .barge_in import BargeIn
 from .clock import Clock
 from .config import FlowConfig
 from .engines.base import SpeechToText, TurnModel, VoiceActivityDetector
-from .events import EventEmitter, MetricsBook, UserStartedSpeaking, UserStoppedSpeaking, UtteranceStreaming
+from .events import EventEmitter, UserStartedSpeaking, UserStoppedSpeaking, UtteranceStreaming
+from .metrics import MetricsBook
 from .frames import (
     Frame,
     InputAudioFrame,

@@ -15,10 +15,10 @@ from conversations.realtime.events import (
     GuardrailTriggered,
     PerceptionChanged,
     ToolCallRequested,
-    TurnMetrics,
     TurnMetricsReady,
     Utterance,
 )
+from conversations.realtime.metrics import TurnMetrics
 from conversations.realtime.protocol import to_wire
 
 
