@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from conversations.realtime.config import IdlePolicy, InterruptPolicy, TurnWaits
+from conversations.realtime.levels import IdlePolicy, InterruptPolicy, TurnWaits
 
 
 def _s(ms: float) -> str:

@@ -4,7 +4,7 @@ stays silent.
 The silence counts while nobody speaks: the person is not speaking and no turn of theirs is
 being settled, no reply is being thought or played, and the agent is awake (a PAL with a wake
 phrase that is waiting for it says nothing of its own accord). Once it has lasted the level's
-``after_s`` (``config.IDLE_ENGAGEMENT``) the agent speaks up, at most ``max_nudges`` times in a
+``after_s`` (``levels.IDLE_ENGAGEMENT``) the agent speaks up, at most ``max_nudges`` times in a
 row; a turn of the person's starts a new run.
 
 What it says is written by the LLM, which sees the conversation so far plus a user-role note
@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .clock import Clock
-from .config import IdlePolicy
+from .levels import IdlePolicy
 from .metrics import MetricsBook
 from .frames import LLMRunFrame, TurnCommitFrame
 from .output import AudioOutputProcessor

@@ -34,7 +34,7 @@ LAYER_TITLES: Mapping[str, str] = types.MappingProxyType({
 
 LEVELS: tuple[str, ...] = ("low", "medium", "high")
 #: conversational_flow.idle_engagement: level -> (seconds of silence before the agent speaks up,
-#: how many times in a row at most until the person speaks again); config.IDLE_ENGAGEMENT reads it
+#: how many times in a row at most until the person speaks again); levels.IDLE_ENGAGEMENT reads it
 IDLE_LEVELS: Mapping[str, tuple[float, int]] = types.MappingProxyType({"patient": (15.0, 1), "eager": (7.0, 2)})
 SENSITIVITIES: tuple[str, ...] = ("superlow", "verylow", "low", "medium", "high", "auto")
 

@@ -5,7 +5,7 @@ turn so far and, in parallel, asks the end-of-turn model (Smart Turn) whether th
 finished (turn_transcript.py). :func:`judge_turn` combines the two: the transcript, judged by
 completeness.py, is a second opinion, and the only judge where the model is absent.
 :func:`turn_wait_ms` turns that judgement into the silence that ends the turn, from the
-patience table (``TurnWaits``, config.py). :func:`decide_turn` applies it to the segment at
+patience table (``TurnWaits``, levels.py). :func:`decide_turn` applies it to the segment at
 hand: wait for more silence, drop it (noise, nothing said) or commit it as the user's turn.
 All silences are measured in input-audio time, not wall time.
 
@@ -21,7 +21,8 @@ from enum import Enum
 from typing import Protocol
 
 from .completeness import Completeness
-from .config import FlowConfig, TurnWaits
+from .config import FlowConfig
+from .levels import TurnWaits
 from .segmenter import MIN_TURN_VOICED_MS
 from .user_segment import Segment
 

@@ -103,7 +103,7 @@ def test_editor_shows_every_layer_with_help_and_seconds(web):
     for title in ("Identity", "Conversational flow", "Speech to text", "Language model", "Text to speech",
                   "Perception", "Knowledge and guardrails"):
         assert f">{title}</legend>" in html
-    from conversations.realtime.config import PATIENCE_WAITS
+    from conversations.realtime.levels import PATIENCE_WAITS
 
     # patience choices are labelled with the seconds the pipeline uses
     high = PATIENCE_WAITS["high"]

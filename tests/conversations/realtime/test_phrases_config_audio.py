@@ -5,12 +5,8 @@ import numpy as np
 import pytest
 
 from conversations.realtime.audio import StreamResampler, decode_pcm16_base64, resample, to_float32_mono
-from conversations.realtime.config import (
-    INTERRUPTIBILITY,
-    PATIENCE_WAITS,
-    PipelineConfig,
-    patience_table,
-)
+from conversations.realtime.config import PipelineConfig, patience_table
+from conversations.realtime.levels import INTERRUPTIBILITY, PATIENCE_WAITS
 from conversations.realtime.context import ConversationContext, repeats_answered_call, tool_signature
 from conversations.realtime.engines.base import ToolCall, TTSChunk, WordTiming
 from conversations.realtime.output import played_text

@@ -11,7 +11,7 @@ import pytest
 from tests.conversations.realtime.realtime_fakes import FakeLLM, FakeSTT, FakeTTS, make_pipeline, run, words_audio
 
 from conversations.realtime import events as ev
-from conversations.realtime.config import PATIENCE_WAITS
+from conversations.realtime.levels import PATIENCE_WAITS
 from conversations.realtime.engines.base import FaceRenderer, ToolCall, TTSChunk
 from conversations.realtime.protocol import ProtocolError
 

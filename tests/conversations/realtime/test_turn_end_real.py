@@ -14,7 +14,8 @@ from bench.harness import RealtimeDriver
 from bench.pipeline import cut_after_words, speak_words, word_error_rate
 from conversations.realtime import events as ev
 from conversations.realtime.agent import ConversationPipeline, EngineBundle
-from conversations.realtime.config import PATIENCE_WAITS, PipelineConfig
+from conversations.realtime.config import PipelineConfig
+from conversations.realtime.levels import PATIENCE_WAITS
 from conversations.realtime.engines import models
 from conversations.realtime.engines.base import EngineError
 from tests.conversations.realtime.realtime_fakes import run

@@ -15,7 +15,7 @@ from tests.conversations.realtime.realtime_fakes import (
 )
 
 from conversations.realtime import events as ev
-from conversations.realtime.config import PATIENCE_WAITS
+from conversations.realtime.levels import PATIENCE_WAITS
 from conversations.realtime.completeness import (
     Completeness,
     assess_completeness,

@@ -22,7 +22,8 @@ from tests.conversations.realtime.realtime_fakes import (
 )
 
 from conversations.realtime import events as ev
-from conversations.realtime.config import IDLE_ENGAGEMENT, PipelineConfig
+from conversations.realtime.config import PipelineConfig
+from conversations.realtime.levels import IDLE_ENGAGEMENT
 from conversations.realtime.idle import NUDGE_NOTE
 from conversations.realtime.events import SLEEP_PHRASE_DETECTED, WAKE_PHRASE_DETECTED
 from conversations.realtime.wake import (

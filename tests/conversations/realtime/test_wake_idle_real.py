@@ -9,7 +9,7 @@ import pytest
 from conversations.realtime import events as ev
 from conversations.realtime.agent import EngineBundle
 from conversations.realtime.audio import resample
-from conversations.realtime.config import IDLE_ENGAGEMENT
+from conversations.realtime.levels import IDLE_ENGAGEMENT
 from conversations.realtime.idle import NUDGE_NOTE
 from conversations.realtime.engines.base import VoiceOptions
 from conversations.realtime.events import WAKE_PHRASE_DETECTED
