@@ -58,6 +58,16 @@ class OutboundURLField(serializers.URLField):
         return value
 
 
+class JsonPatchOperation(serializers.Serializer):
+    """One operation of a JSON Patch body (RFC 6902), as every PATCH endpoint documents it
+    (applied by ``cvi_site.patching``)."""
+
+    op = serializers.ChoiceField(["add", "remove", "replace", "move", "copy", "test"])
+    path = serializers.CharField(help_text="JSON Pointer, e.g. /layers/llm/model or /rules/0/pronunciation")
+    value = serializers.JSONField(required=False)
+    from_ = serializers.CharField(required=False, source="from")
+
+
 def validated(serializer: serializers.Serializer) -> Any:
     """The serializer's validated data as plain Python, or ``InvalidError`` carrying its errors
     (field → messages, as plain dicts, lists and strings): what an edge hands a service."""

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from conversations.realtime import pronounce
 from cvi_site.api import AccountScopedViewSet, paginate
 from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
-from cvi_site.serializers import StrictSerializer, validated
+from cvi_site.serializers import JsonPatchOperation, StrictSerializer, validated
 from pronunciations import selectors, services
 from pronunciations.models import PronunciationDictionary
 
@@ -128,13 +128,6 @@ class PronunciationDictionaryListSerializer(serializers.Serializer):
     total_count = serializers.IntegerField()
 
 
-class PronunciationDictionaryPatchOperation(serializers.Serializer):
-    op = serializers.ChoiceField(["add", "remove", "replace", "move", "copy", "test"])
-    path = serializers.CharField(help_text="JSON Pointer under /name or /rules, e.g. /rules/0/pronunciation")
-    value = serializers.JSONField(required=False)
-    from_ = serializers.CharField(required=False, source="from")
-
-
 class PronunciationDictionaryViewSet(AccountScopedViewSet):
     parser_classes = [DepthLimitedJSONParser, JSONPatchParser]
     lookup_field = "dictionary_id"
@@ -160,7 +153,7 @@ class PronunciationDictionaryViewSet(AccountScopedViewSet):
     def retrieve(self, request, dictionary_id=None):
         return Response(render_dictionary(self.get_object()))
 
-    @extend_schema(request=PronunciationDictionaryPatchOperation(many=True),
+    @extend_schema(request=JsonPatchOperation(many=True),
                    responses=PronunciationDictionaryOutputSerializer,
                    description="RFC 6902 JSON Patch of /name and /rules, applied atomically; PALs that "
                                "link the dictionary speak with the new rules from their next call.")

@@ -13,11 +13,11 @@ from rest_framework.response import Response
 from cvi_site.api import AccountScopedViewSet, paginate
 from cvi_site.domain import ApplicationError, NotFoundError
 from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
+from cvi_site.serializers import JsonPatchOperation
 from guardrails import selectors, services
 from guardrails.api.serializers import (GuardrailInputSerializer, GuardrailSetInputSerializer, guardrail_input,
                                         guardrail_set_input)
 from guardrails.models import Guardrail
-from pals.api.views import JsonPatchOperation  # one declaration in the schema
 
 
 class GuardrailItemSerializer(serializers.Serializer):

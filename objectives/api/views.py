@@ -7,8 +7,7 @@ from rest_framework.response import Response
 
 from cvi_site.api import AccountScopedViewSet, paginate
 from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
-# one declaration of a JSON Patch operation in the schema (a second class of that name would collide)
-from pals.api.views import JsonPatchOperation
+from cvi_site.serializers import JsonPatchOperation
 from objectives import selectors, services
 from objectives.api.serializers import ObjectivesInputSerializer, objectives_input
 from objectives.models import Objective

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from cvi_site.api import AccountScopedViewSet, paginate
 from cvi_site.parsers import DepthLimitedJSONParser, JSONPatchParser
+from cvi_site.serializers import JsonPatchOperation
 from pals import selectors, services
 from pals.api.serializers import PalInputSerializer, pal_input
 from pals.layers import LayersSerializer
@@ -62,13 +63,6 @@ class PalWrittenSerializer(PalOutputSerializer):
 class PalListSerializer(serializers.Serializer):
     data = PalOutputSerializer(many=True)
     total_count = serializers.IntegerField()
-
-
-class JsonPatchOperation(serializers.Serializer):
-    op = serializers.ChoiceField(["add", "remove", "replace", "move", "copy", "test"])
-    path = serializers.CharField(help_text="JSON Pointer, e.g. /layers/llm/model")
-    value = serializers.JSONField(required=False)
-    from_ = serializers.CharField(required=False, source="from")
 
 
 class PalViewSet(AccountScopedViewSet):
