@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -91,8 +92,10 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-#: what a rule forbids, in a short phrase, by (model, rule): asked once per process
-_SUBJECTS: dict[tuple[str, str], str] = {}
+#: what a rule forbids, in a short phrase, by (model, rule): asked once per process, and kept for
+#: the most recently used rules only (a server sees every account's rules)
+_SUBJECTS: OrderedDict[tuple[str, str], str] = OrderedDict()
+MAX_SUBJECTS = 2000
 _YES_NO = {"type": "object", "additionalProperties": False, "properties": {"answer": {"enum": ["yes", "no"]}},
            "required": ["answer"]}
 _SUBJECT = {"type": "object", "additionalProperties": False,
@@ -147,6 +150,9 @@ class GuardrailChecker:
                     self._subjects.clear()
                     return  # no answer now: asked again at the next check
                 _SUBJECTS[key] = subject
+                while len(_SUBJECTS) > MAX_SUBJECTS:
+                    _SUBJECTS.popitem(last=False)
+            _SUBJECTS.move_to_end(key)
             self._subjects[rule.name] = _SUBJECTS[key]
         if self._embedder is not None:
             texts = [r.prompt for r in self.rules] + [self._subjects[r.name] for r in self.rules]

@@ -246,3 +246,33 @@ def test_a_visual_rule_is_judged_on_what_the_camera_shows_not_on_words() -> None
     seen = run(checker.check("Look at this.", "Nice!", visual="A person holds a phone up to the camera."))
     assert [(r.name, role) for r, role, _ in seen.broken] == [("no_phone", "user")]
     assert "what the camera shows" in seen.broken[0][2]
+
+
+def test_the_rules_subjects_are_asked_once_and_kept_for_the_latest_rules_only(monkeypatch) -> None:
+    from conversations.realtime import guardrails
+    from conversations.realtime.guardrails import GuardrailChecker, from_snapshot
+
+    monkeypatch.setattr(guardrails, "_SUBJECTS", guardrails.OrderedDict())
+    monkeypatch.setattr(guardrails, "MAX_SUBJECTS", 2)
+    asked: list[str] = []
+
+    def subject(question: str) -> dict:
+        asked.append(question)
+        return {"forbidden_subject": question.split("Never talk about ", 1)[1].split(".")[0]}
+
+    llm = _scripted_llm({"What subject": subject})
+
+    def prepare(topic: str) -> dict[str, str]:
+        rules = from_snapshot([{"guardrail_uuid": f"g-{topic}", "guardrail_name": f"no_{topic}",
+                                "guardrail_prompt": f"Never talk about {topic}."}])
+        checker = GuardrailChecker(rules, llm)
+        run(checker.prepare())
+        return checker._subjects
+
+    assert prepare("weather") == {"no_weather": "weather"}
+    assert prepare("weather") == {"no_weather": "weather"} and len(asked) == 1  # asked once per process
+    prepare("sports")
+    prepare("politics")
+    assert [key[1] for key in guardrails._SUBJECTS] == ["Never talk about sports.", "Never talk about politics."]
+    prepare("weather")  # forgotten: asked again
+    assert len(asked) == 4
