@@ -35,6 +35,7 @@ from .structured import complete_text
 if TYPE_CHECKING:
     from .context import ConversationContext
     from .events import EventEmitter
+    from .guardrails import GuardrailProcessor
     from .metrics import MetricsBook
     from .output import AudioOutputProcessor
     from .processors import FrameProcessor
@@ -64,6 +65,7 @@ class PipelineActions:
     turns: TurnCounter
     user: UserTurnProcessor
     llm: LLMProcessor | None
+    guardrails: GuardrailProcessor | None
     output: AudioOutputProcessor
     _reply_entry: FrameProcessor
     _open_echo: dict[str, tuple[int, str]]
@@ -202,7 +204,8 @@ class PipelineActions:
     async def _dynamic_greeting(self) -> None:
         """enable_dynamic_greeting: the LLM writes the opening line from the prompt and the
         conversational context, then it is spoken the way custom_greeting is (never
-        interruptible). Skipped if the person spoke first or the LLM fails (an error event)."""
+        interruptible). Skipped if the person spoke first, the LLM fails (an error event) or the
+        greeting breaks one of the PAL's guardrails (``conversation.guardrail.triggered``)."""
         messages = self.context.messages() + [{"role": "user", "content": DYNAMIC_GREETING_REQUEST}]
         try:
             text = await complete_text(self.engines.llm, messages, max_tokens=DYNAMIC_GREETING_MAX_TOKENS,
@@ -211,5 +214,10 @@ class PipelineActions:
             logger.warning("[%s] dynamic greeting failed: %s", self.conversation_id, exc)
             self.events.error(f"dynamic greeting failed: {exc}", engine=getattr(self.engines.llm, "name", "llm"))
             return
-        if text and self.turns.value == 0 and not self._closed:
+        if not text or self.turns.value != 0 or self._closed:
+            return
+        if self.guardrails is not None and not await self.guardrails.screen(text, turn_idx=self.turns.value):
+            logger.info("[%s] the dynamic greeting broke a guardrail: not spoken", self.conversation_id)
+            return
+        if self.turns.value == 0 and not self._closed:
             await self.say(text, kind="greeting", interruptible=False)

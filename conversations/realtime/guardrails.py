@@ -278,6 +278,20 @@ class GuardrailProcessor(FrameProcessor):
             reply.started = True
             await self.push_frame(reply.start)
 
+    async def screen(self, text: str, *, turn_idx: int) -> bool:
+        """Whether ``text`` that answers no turn (an LLM-written greeting) may be spoken; each rule
+        it breaks is reported like a reply's."""
+        verdict = await self.checker.check("", text)
+        self._report(verdict, inference_id=None, turn_idx=turn_idx)
+        return not verdict.reply_blocked
+
+    def _report(self, verdict: Verdict, *, inference_id: str | None, turn_idx: int) -> None:
+        for rule, role, reason in verdict.broken:
+            self._emit(GuardrailTriggered(
+                guardrail=rule.name, guardrail_uuid=rule.uuid, reason=reason, role=role, modality=rule.modality,
+                check_ms=round(verdict.ms, 1), app_message=rule.app_message,
+                inference_id=inference_id, turn_idx=turn_idx))
+
     async def _check(self, reply: _Reply, phrase: str) -> None:
         start = reply.start
         first = not reply.checked
@@ -290,12 +304,8 @@ class GuardrailProcessor(FrameProcessor):
         if not verdict.answered:
             reply.answered = False
             logger.warning("guardrail check got no answer; the sentence goes out unchecked")
-        for rule, role, reason in verdict.broken:
-            reply.broken.append((rule, role, reason))
-            self._emit(GuardrailTriggered(
-                guardrail=rule.name, guardrail_uuid=rule.uuid, reason=reason, role=role, modality=rule.modality,
-                check_ms=round(verdict.ms, 1), app_message=rule.app_message,
-                inference_id=start.inference_id, turn_idx=start.turn_idx))
+        reply.broken += verdict.broken
+        self._report(verdict, inference_id=start.inference_id, turn_idx=start.turn_idx)
         await self._start(reply)
         if verdict.reply_blocked:
             reply.blocked = True

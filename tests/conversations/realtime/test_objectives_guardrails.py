@@ -276,3 +276,25 @@ def test_the_rules_subjects_are_asked_once_and_kept_for_the_latest_rules_only(mo
     assert [key[1] for key in guardrails._SUBJECTS] == ["Never talk about sports.", "Never talk about politics."]
     prepare("weather")  # forgotten: asked again
     assert len(asked) == 4
+
+
+def test_a_dynamic_greeting_that_breaks_a_guardrail_is_not_spoken() -> None:
+    import dataclasses
+
+    async def main(greeting: str) -> tuple[list, list]:
+        events: list[dict] = []
+        pipe, drv, _ = make_pipeline(llm=_guardrail_llm(greeting), events=events, guardrails=GUARDRAILS[:1])
+        pipe.config = dataclasses.replace(pipe.config, dynamic_greeting=True)
+        await pipe.start()
+        await drv.run_until(lambda: any(e["event_type"] in (ev.REPLICA_STOPPED, GUARDRAIL_TRIGGERED) for e in events),
+                            timeout_ms=10_000)
+        await drv.silence(300)
+        await pipe.close()
+        said = [e["properties"]["speech"] for e in events
+                if e["event_type"] == ev.UTTERANCE and e["properties"]["role"] == "replica"]
+        return said, [e for e in events if e["event_type"] == GUARDRAIL_TRIGGERED]
+
+    said, hits = run(main("Lovely sunny weather today! How can I help?"))
+    assert said == [] and [h["properties"]["guardrail"] for h in hits] == ["no_weather"]
+    said, hits = run(main("Hello! How can I help you today?"))
+    assert said == ["Hello! How can I help you today?"] and hits == []
