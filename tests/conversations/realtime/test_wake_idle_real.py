@@ -57,7 +57,9 @@ def test_a_turn_without_the_wake_phrase_gets_no_reply_and_one_with_it_does(engin
         heard = await drv.wait_event(ev.UTTERANCE, timeout_ms=WAIT_S * 1000,
                                      where=lambda e: e["properties"]["role"] == "user")
         assert heard is not None
-        assert {"weather", "today"} <= set(words(heard[1]["properties"]["speech"]))
+        # the turn was heard (Whisper tiny.en once wrote "What is the winner like today?" for eSpeak's voice)
+        heard_words = set(words(heard[1]["properties"]["speech"]))
+        assert len({"what", "weather", "like", "today"} & heard_words) >= 3, heard_words
         await drv.silence(3000)  # time enough for a reply to start, were one coming
         assert drv.rec.of_type(ev.REPLICA_STARTED) == [] and pipe.history == []
         assert drv.rec.of_type(WAKE_PHRASE_DETECTED) == [] and pipe.wake.unanswered == 1
