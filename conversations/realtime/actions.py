@@ -219,5 +219,5 @@ class PipelineActions:
         if self.guardrails is not None and not await self.guardrails.screen(text, turn_idx=self.turns.value):
             logger.info("[%s] the dynamic greeting broke a guardrail: not spoken", self.conversation_id)
             return
-        if self.turns.value == 0 and not self._closed:
+        if self.turns.value == 0 and not self._closed:  # again: the person may have spoken during the check
             await self.say(text, kind="greeting", interruptible=False)

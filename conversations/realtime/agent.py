@@ -130,7 +130,7 @@ class ConversationPipeline(PipelineActions):
             raise ValueError("pipeline_mode 'full' needs an STT and an LLM engine")
         self._on_turn_metrics = on_turn_metrics
         self._user_sink = event_sink
-        self.events = EventEmitter(conversation_id, self._dispatch_event, self.clock)
+        self.events = EventEmitter(conversation_id, self._dispatch_event, self.clock, complete=self._complete_event)
         self.metrics = MetricsBook(self.clock)
         # visual_context_provider (perception): its text is appended to each user turn sent
         # to the LLM and given as ``visual_context`` in the user's conversation.utterance
@@ -331,6 +331,16 @@ class ConversationPipeline(PipelineActions):
     def _visual_context(self, reply_id: int) -> str:
         return self.context.visual_context_for(reply_id) if self.context.visual_context_provider else ""
 
+    def _complete_event(self, event: Event) -> Event:
+        """A user's turn carries the visual context its reply was given (perception)."""
+        if (isinstance(event, Utterance) and event.role == "user"
+                and self.context.visual_context_provider is not None):
+            reply_id = self.metrics.reply_for(event.inference_id)
+            visual = self.context.visual_context_for(reply_id) if reply_id is not None else ""
+            if visual:
+                return dataclasses.replace(event, visual_context=visual)
+        return event
+
     def _dispatch_event(self, event: Event) -> None:
         if self.objectives is not None:
             if isinstance(event, UserStartedSpeaking):
@@ -338,11 +348,6 @@ class ConversationPipeline(PipelineActions):
             elif isinstance(event, Utterance) and event.role != "user":
                 self.objectives.reply_done()
         user_turn = isinstance(event, Utterance) and event.role == "user"
-        if user_turn and self.context.visual_context_provider is not None:
-            reply_id = self.metrics.reply_for(event.inference_id)
-            visual = self.context.visual_context_for(reply_id) if reply_id is not None else ""
-            if visual:
-                event = dataclasses.replace(event, visual_context=visual)
         if self._user_sink is not None:
             self._user_sink(event)
         if user_turn and self.context.knowledge_provider is not None:

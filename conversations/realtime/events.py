@@ -11,8 +11,8 @@ Nothing in the core makes protocol JSON: the envelope of shared/API.md is made a
 benchmark harness); the event log and webhooks are written from the typed event by the
 session's store (``conversations.live.sink``). ``properties()`` is the event's payload: its
 fields (under their ``wire_name`` where the protocol's name is taken), less the envelope, less
-those marked ``wire=False``; a field marked ``omit_empty`` is left
-out when empty, one marked ``flatten`` is merged in.
+those marked ``wire=False``; a field marked ``omit_empty`` is left out when empty, one marked
+``flatten`` is merged in.
 """
 from __future__ import annotations
 
@@ -289,10 +289,13 @@ class EventEmitter:
     """Stamps events (``seq``, ``timestamp``) and hands them to the sink (which must not
     block: queue it). ``log`` keeps the latest ones, for tests, benchmarks and debugging."""
 
-    def __init__(self, conversation_id: str, sink: EventSink | None, clock: Clock) -> None:
+    def __init__(self, conversation_id: str, sink: EventSink | None, clock: Clock, *,
+                 complete: Callable[[Event], Event] | None = None) -> None:
         self.conversation_id = conversation_id
         self._sink = sink
         self._clock = clock
+        #: fills in what the emitting processor does not know (a user turn's visual context)
+        self._complete = complete
         self._seq = 0
         self.log: list[Event] = []
         self.max_log = 2000
@@ -300,6 +303,8 @@ class EventEmitter:
     def emit(self, event: Event) -> Event:
         self._seq += 1
         event = dataclasses.replace(event, seq=self._seq, timestamp=self._clock.time())
+        if self._complete is not None:
+            event = self._complete(event)
         self.log.append(event)
         if len(self.log) > self.max_log:
             del self.log[: len(self.log) - self.max_log]
